@@ -1,0 +1,579 @@
+"""The one place that builds DataMasque requests and parses their responses.
+
+``DataMasqueClient`` owns a pooled ``requests.Session``, the auth token, the retry policy and the
+error mapping. The per-resource parts of the hook (``runs``, ``rulesets``, ``connections``, ...)
+only say *what* to call; operators, sensor and trigger all go through this class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from airflow_provider_datamasque import __version__
+from airflow_provider_datamasque.hooks.errors import (
+    DataMasqueApiError,
+    DataMasqueAuthError,
+    DataMasqueConfigError,
+    DataMasqueConflictError,
+    DataMasqueNotFoundError,
+    DataMasqueNotReadyError,
+    DataMasqueTransportError,
+)
+from airflow_provider_datamasque.hooks.redact import SecretScrubber, redact_value, sensitive_values
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"airflow-provider-datamasque/{__version__}"
+LOGIN_PATH = "/api/auth/token/login/"
+
+#: Statuses that mean "try again later": the request was not processed, or the gateway failed.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+#: Methods that may be repeated without changing the outcome.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+_insecure_warned = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to repeat a request that is safe to repeat."""
+
+    max_retries: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): exponential, with jitter."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_backoff)
+        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def should_retry(
+    method: str,
+    *,
+    status: int | None = None,
+    error: BaseException | None = None,
+    idempotent: bool | None = None,
+) -> bool:
+    """The single retry predicate, shared by every caller (hook, sensor, trigger).
+
+    A 429, or a connection that was never opened, means the server did not act on the request, so
+    any method may be repeated. Anything else (5xx gateway errors, a dropped or timed-out
+    connection) may have been processed, so only requests that are safe to repeat are retried.
+    """
+    if status == 429 or (error is not None and request_not_sent(error)):
+        return True
+    safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+    if not safe:
+        return False
+    if error is not None:
+        return is_transport_error(error)
+    return status in RETRYABLE_STATUSES
+
+
+def is_transport_error(error: BaseException) -> bool:
+    import requests
+
+    return isinstance(error, requests.ConnectionError | requests.Timeout | DataMasqueTransportError)
+
+
+def request_not_sent(error: BaseException) -> bool:
+    """True when the request certainly never reached the server (so repeating it is harmless)."""
+    import requests
+
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.Timeout):
+        text = repr(error)
+        return any(
+            marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
+        )
+    return False
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class ClientConfig:
+    """Everything needed to talk to one DataMasque instance; built from an Airflow Connection."""
+
+    base_url: str
+    username: str | None = None
+    password: str | None = None
+    api_token: str | None = None
+    verify: bool | str = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ui_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.base_url = normalize_base_url(self.base_url)
+        if not self.api_token and not (self.username and self.password):
+            raise DataMasqueConfigError(
+                "DataMasque connection has no credentials: set Login and Password (a DataMasque user) "
+                "or the extra field 'api_token'."
+            )
+
+    def __repr__(self) -> str:
+        # Never let a password or token reach a log line through repr().
+        return f"ClientConfig(base_url={self.base_url!r}, username={self.username!r})"
+
+
+def normalize_base_url(url: str, default_scheme: str = "https") -> str:
+    """Validate a DataMasque base URL and return it without a trailing slash or ``/api`` suffix."""
+    raw = (url or "").strip()
+    if not raw:
+        raise DataMasqueConfigError(
+            "DataMasque connection field 'host' is empty: set it to the DataMasque URL, "
+            "for example https://datamasque.example.com"
+        )
+    if "://" not in raw:
+        raw = f"{default_scheme}://{raw}"
+    parts = urlsplit(raw)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in raw:
+        raise DataMasqueConfigError(
+            f"DataMasque connection field 'host' is not a valid URL ({url!r}): use the form "
+            "https://datamasque.example.com[:port] (http:// only for a local or test server)"
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith("/api"):
+        path = path[: -len("/api")]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def error_message_from_body(body: Any) -> str:
+    """Pull DataMasque's own words out of an error body: detail, non_field_errors, error, field map."""
+    if isinstance(body, str):
+        return body.strip()
+    if isinstance(body, list):
+        return "; ".join(error_message_from_body(item) for item in body if item not in (None, ""))
+    if not isinstance(body, Mapping):
+        return "" if body is None else str(body)
+    for key in ("detail", "non_field_errors", "error", "message"):
+        if key in body and body[key] not in (None, "", []):
+            return error_message_from_body(body[key])
+    parts = []
+    for key, value in body.items():
+        text = error_message_from_body(value)
+        if text:
+            parts.append(f"{key}: {text}")
+    return "; ".join(parts)
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def describe_non_json(response: requests.Response) -> str:
+    """Readable one-liner for a body that is not JSON (a proxy's HTML page, say)."""
+    ctype = response.headers.get("Content-Type", "unknown content type").split(";")[0]
+    head = response.content[:2048]
+    title = _TITLE.search(head)
+    if title:
+        snippet = title.group(1).decode("utf-8", "replace").strip()
+    else:
+        snippet = head[:200].decode("utf-8", "replace").strip().replace("\n", " ")
+    what = "an HTML page" if "html" in ctype or head.lstrip()[:1] == b"<" else f"a {ctype} body"
+    hint = (
+        " Check that the connection 'host' is the DataMasque URL and not a proxy or login page."
+        if "html" in ctype
+        else ""
+    )
+    return f"DataMasque answered with {what} instead of JSON ({snippet!r}).{hint}"
+
+
+class DataMasqueClient:
+    """A DataMasque API session: pooled HTTP, token auth, retries, and error mapping."""
+
+    def __init__(self, config: ClientConfig, *, mask_secret: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self._mask_secret = mask_secret
+        self._session: requests.Session | None = None
+        self._token: str | None = config.api_token
+        self._token_from_login = False
+        self._lock = threading.RLock()
+        self.scrubber = SecretScrubber()
+        self._remember_secret(config.password, config.api_token)
+        if config.verify is False:
+            self._warn_insecure()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _remember_secret(self, *values: str | None) -> None:
+        self.scrubber.add(*values)
+        if self._mask_secret is not None:
+            for value in values:
+                if value:
+                    self._mask_secret(value)
+
+    def _warn_insecure(self) -> None:
+        global _insecure_warned
+        if not _insecure_warned:
+            _insecure_warned = True
+            log.warning(
+                "TLS certificate verification is OFF for DataMasque at %s (extra verify_ssl=false). "
+                "Use a CA bundle path in verify_ssl instead where you can.",
+                self.config.base_url,
+            )
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.headers["Accept"] = "application/json"
+            session.verify = self.config.verify
+            if self.config.verify is False:
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return urljoin(self.config.base_url + "/", path.lstrip("/"))
+
+    # -- auth -------------------------------------------------------------------------------------
+
+    def login(self) -> str:
+        """Log in with username and password; returns (and keeps) the user token."""
+        if not (self.config.username and self.config.password):
+            raise DataMasqueAuthError(
+                "DataMasque rejected the API token and the connection has no Login/Password to log in "
+                "with: check the extra 'api_token', or set Login and Password.",
+                status=401,
+            )
+        response = self._send(
+            "POST",
+            LOGIN_PATH,
+            json_body={"username": self.config.username, "password": self.config.password},
+            authenticated=False,
+            idempotent=True,
+            check=False,
+        )
+        if response.status_code in (400, 401, 403):
+            reason = self._error_text(response) or "invalid credentials"
+            raise DataMasqueAuthError(
+                f"DataMasque login failed for user {self.config.username!r}: {reason}. "
+                "Check the Login and Password of the Airflow connection.",
+                status=response.status_code,
+                method="POST",
+                path=LOGIN_PATH,
+                detail=reason,
+            )
+        self._raise_for_status(response, "POST", LOGIN_PATH)
+        body = self.parse_json(response, "POST", LOGIN_PATH)
+        token = (
+            body.get("key") or body.get("api_token") or body.get("token") if isinstance(body, dict) else None
+        )
+        if not isinstance(token, str) or not token:
+            raise DataMasqueApiError(
+                "DataMasque login answered 200 but without a token (no 'key' or 'api_token' field).",
+                status=response.status_code,
+                method="POST",
+                path=LOGIN_PATH,
+            )
+        self._remember_secret(token)
+        with self._lock:
+            self._token = token
+            self._token_from_login = True
+        return token
+
+    def _auth_header(self) -> dict[str, str]:
+        with self._lock:
+            token = self._token
+        if token is None:
+            token = self.login()
+        return {"Authorization": f"Token {token}"}
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        stream: bool = False,
+        retries: int | None = None,
+    ) -> requests.Response:
+        """Send a request, retrying what is safe to retry, and raise a ``DataMasqueError`` on failure."""
+        response = self._send(
+            method,
+            path,
+            json_body=json_body,
+            params=params,
+            data=data,
+            files=files,
+            headers=headers,
+            idempotent=idempotent,
+            authenticated=authenticated,
+            stream=stream,
+            retries=retries,
+            check=False,
+        )
+        self._raise_for_status(response, method, path)
+        return response
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return self.parse_json(response, method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        stream: bool = False,
+        retries: int | None = None,
+        check: bool = True,
+    ) -> requests.Response:
+        import requests
+
+        method = method.upper()
+        url = self.url(path)
+        self._remember_secret(*sensitive_values(json_body), *sensitive_values(data))
+        policy = self.config.retry
+        max_retries = policy.max_retries if retries is None else retries
+        relogged = False
+        attempt = 0
+        while True:
+            request_headers = dict(headers or {})
+            if authenticated:
+                request_headers.update(self._auth_header())
+            _rewind(files)
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    json=json_body,
+                    params=params,
+                    data=data,
+                    files=files,
+                    headers=request_headers,
+                    timeout=(self.config.connect_timeout, self.config.read_timeout),
+                    stream=stream,
+                )
+            except requests.RequestException as exc:
+                if attempt < max_retries and should_retry(method, error=exc, idempotent=idempotent):
+                    wait = policy.delay(attempt)
+                    log.warning(
+                        "DataMasque %s %s failed (%s); retry %d/%d in %.1fs",
+                        method,
+                        _path_of(url),
+                        _exc_summary(exc),
+                        attempt + 1,
+                        max_retries,
+                        wait,
+                    )
+                    attempt += 1
+                    time.sleep(wait)
+                    continue
+                raise DataMasqueTransportError(
+                    self.scrubber.scrub(
+                        f"Could not reach DataMasque at {self.config.base_url} ({method} {_path_of(url)}): "
+                        f"{_exc_summary(exc)}"
+                    )
+                ) from None
+            status = response.status_code
+            if status == 401 and authenticated and not relogged and self.config.username:
+                # User tokens expire after 12 hours: log in again once and replay.
+                response.close()
+                log.info("DataMasque token rejected (401); logging in again")
+                relogged = True
+                with self._lock:
+                    self._token = None
+                self.login()
+                continue
+            if attempt < max_retries and should_retry(method, status=status, idempotent=idempotent):
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                wait = policy.delay(attempt, retry_after)
+                response.close()
+                log.warning(
+                    "DataMasque %s %s answered %d; retry %d/%d in %.1fs",
+                    method,
+                    _path_of(url),
+                    status,
+                    attempt + 1,
+                    max_retries,
+                    wait,
+                )
+                attempt += 1
+                time.sleep(wait)
+                continue
+            if check:
+                self._raise_for_status(response, method, path)
+            return response
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def parse_json(self, response: requests.Response, method: str, path: str) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise DataMasqueApiError(
+                self.scrubber.scrub(f"{method} {_path_of(path)}: {describe_non_json(response)}"),
+                status=response.status_code,
+                method=method,
+                path=_path_of(path),
+            ) from None
+
+    def _error_text(self, response: requests.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return describe_non_json(response)
+        return self.scrubber.scrub(error_message_from_body(redact_value(body)))
+
+    def _raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        if response.raw is not None and not response._content_consumed:  # type: ignore[attr-defined]
+            # A streamed error body is small; read it so the message can quote the server.
+            response.content  # noqa: B018
+        detail = self._error_text(response)
+        short_path = _path_of(path)
+        body: Any
+        try:
+            body = redact_value(response.json())
+        except ValueError:
+            body = None
+        kwargs: dict[str, Any] = {
+            "status": status,
+            "method": method,
+            "path": short_path,
+            "detail": detail,
+            "body": body,
+            "retry_after": parse_retry_after(response.headers.get("Retry-After")),
+        }
+        message = self.scrubber.scrub(f"DataMasque {method} {short_path} failed with HTTP {status}: {detail}")
+        if status == 502:
+            raise DataMasqueNotReadyError(
+                message + " (DataMasque is not ready yet: it answers 502 while it starts up)", **kwargs
+            )
+        if status in (401, 403):
+            hint = (
+                " Check the credentials of the Airflow connection; an API token only works on some "
+                "endpoints, a user login works on all."
+            )
+            raise DataMasqueAuthError(message + hint, **kwargs)
+        if status == 404:
+            raise DataMasqueNotFoundError(message, **kwargs)
+        if status == 409:
+            raise DataMasqueConflictError(message, **kwargs)
+        raise DataMasqueApiError(message, **kwargs)
+
+    # -- lists ------------------------------------------------------------------------------------
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, max_pages: int | None = None
+    ) -> Iterator[Any]:
+        """Yield every item of a list endpoint, following ``results``/``next``; bare lists work too."""
+        url: str | None = path
+        current: Mapping[str, Any] | None = params
+        pages = 0
+        while url:
+            body = self.request_json("GET", url, params=current)
+            pages += 1
+            if isinstance(body, list):
+                yield from body
+                return
+            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+                raise DataMasqueApiError(
+                    f"DataMasque GET {_path_of(url)} returned neither a list nor a paginated "
+                    f"'results' envelope (got {type(body).__name__}).",
+                    method="GET",
+                    path=_path_of(url),
+                )
+            yield from body["results"]
+            url = body.get("next") or None
+            current = None  # ``next`` already carries the cursor.
+            if max_pages is not None and pages >= max_pages:
+                return
+
+
+def _rewind(files: Mapping[str, Any] | None) -> None:
+    """Put upload streams back at the start so a replayed request sends the whole file."""
+    for value in (files or {}).values():
+        stream = value[1] if isinstance(value, tuple) and len(value) > 1 else value
+        seek = getattr(stream, "seek", None)
+        if callable(seek):
+            with contextlib.suppress(OSError, ValueError):
+                seek(0)
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url).path or url
+
+
+def _exc_summary(exc: BaseException) -> str:
+    """One line about a requests exception without its full, noisy urllib3 chain."""
+    name = type(exc).__name__
+    text = str(exc)
+    match = re.search(r"\((?:Caused by )?\w+\(['\"]?(.*?)['\"]?\)\)", text)
+    reason = match.group(1) if match else text
+    return f"{name}: {reason[:300]}"
+
+
+def dumps_for_log(value: Any) -> str:
+    """JSON for a log line, with secrets blanked."""
+    return json.dumps(redact_value(value), default=str, sort_keys=True)
