@@ -1,0 +1,524 @@
+"""Start, watch and cancel DataMasque masking runs from a DAG."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
+
+if TYPE_CHECKING:
+    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+    from airflow_provider_datamasque.monitor import RunMonitor
+
+    from airflow.providers.common.compat.sdk import Context
+
+#: Statuses a poll can hit in passing while DataMasque is unwell; waiting goes on after them.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A run of the same name created this long before the DAG run started still counts as ours.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+class DataMasqueRunLink(BaseOperatorLink):
+    """Opens the task's masking run in the DataMasque UI."""
+
+    name = "DataMasque Run"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return XCom.get_value(key="run_url", ti_key=ti_key) or ""
+
+
+class RunWaitMixin:
+    """Turning a finished run (or a trigger event) into the task's outcome; shared with the sensor."""
+
+    datamasque_conn_id: str
+    stream_logs: bool
+    fail_on_warnings: bool
+    log: Any
+
+    @cached_property
+    def hook(self) -> DataMasqueHook:
+        from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+
+        return DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id)
+
+    def _monitor(self, run_id: int, state: Mapping[str, Any] | None = None) -> RunMonitor:
+        from airflow_provider_datamasque.monitor import RunMonitor
+
+        monitor = RunMonitor(self.hook, int(run_id), self.log, stream_logs=self.stream_logs)
+        monitor.restore(state)
+        return monitor
+
+    def _finish(self, monitor: RunMonitor, failure_message: str | None = None) -> None:
+        """Log the summary, then succeed, warn, or raise according to the run's final status."""
+        from airflow_provider_datamasque.hooks.errors import DataMasqueRunError
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
+        status = RunStatus.parse(monitor.status)
+        self.log.info("%s", monitor.summary())
+        if status == RunStatus.FINISHED:
+            return
+        if status == RunStatus.FINISHED_WITH_WARNINGS:
+            if self.fail_on_warnings:
+                raise DataMasqueRunError(
+                    f"DataMasque run {monitor.run_id} finished with warnings and fail_on_warnings=True.\n"
+                    + (failure_message or monitor.failure_message()),
+                    run_id=monitor.run_id,
+                    status=monitor.status,
+                )
+            self.log.warning(
+                "DataMasque run %s finished with warnings (see the log lines above).", monitor.run_id
+            )
+            return
+        raise DataMasqueRunError(
+            failure_message or monitor.failure_message(), run_id=monitor.run_id, status=monitor.status
+        )
+
+    def _complete_from_event(self, event: Any) -> RunMonitor:
+        """Resume from a trigger event, trusting nothing it does not prove (fails closed)."""
+        from airflow_provider_datamasque.hooks.errors import DataMasqueError
+        from airflow_provider_datamasque.monitor import validate_event
+
+        event = validate_event(event)
+        monitor = self._monitor(event["run_id"], event.get("monitor"))
+        if event["status"] == "error":
+            raise DataMasqueError(str(event.get("message") or "DataMasque trigger failed"))
+        if event["status"] != "timeout":
+            # Confirm with the server and log whatever the trigger had not yet logged.
+            monitor.poll()
+        return monitor
+
+    def _cancel(self, run_id: int | None, reason: str) -> bool:
+        """Best-effort cancel of a run the task is giving up on; says what happened."""
+        if run_id is None:
+            return False
+        try:
+            self.hook.cancel_run(run_id)
+        except Exception as exc:
+            from airflow_provider_datamasque.hooks.errors import DataMasqueApiError
+
+            if isinstance(exc, DataMasqueApiError) and exc.status == 400:
+                self.log.info("DataMasque run %s was already over; nothing to cancel (%s).", run_id, reason)
+                return False
+            self.log.warning("Could not cancel DataMasque run %s (%s): %s", run_id, reason, exc)
+            return False
+        self.log.warning("Cancelled DataMasque run %s because %s.", run_id, reason)
+        return True
+
+
+def _default_deferrable() -> bool:
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
+    """Start a DataMasque masking run and, by default, wait for it, streaming its log.
+
+    Exactly one run per task instance: a retry or rerun finds the run an earlier try started (by
+    its name) and reattaches to it, or reports it if it already finished successfully.
+
+    :param source_connection: DataMasque connection (name or UUID) to mask. Templated.
+    :param ruleset: Ruleset (name or UUID). Templated.
+    :param destination_connection: Destination connection for file masking. Templated.
+    :param run_name: DataMasque run name; default ``<dag_id>.<task_id>.<run_id>``. Templated.
+    :param options: Run options (``dry_run``, ``batch_size``, ``max_rows``, ``continue_on_failure``,
+        ``run_secret``, ``disable_instance_secret``, ``diagnostic_logging``, ``auto_pull``,
+        ``auto_pull_branch``), checked before any request. Templated.
+    :param wait_for_completion: Wait for the run to end (default) or return once it started.
+    :param poll_interval: Seconds between status checks.
+    :param timeout: Seconds to wait before cancelling the run and failing (None: no limit).
+    :param deferrable: Wait in the triggerer; default ``[operators] default_deferrable``.
+    :param stream_logs: Copy the run's log lines into the task log as they appear.
+    :param fail_on_warnings: Fail when the run ends ``finished_with_warnings``.
+    :param datamasque_conn_id: Airflow connection of type ``datamasque``.
+    """
+
+    template_fields: Sequence[str] = (
+        "source_connection",
+        "ruleset",
+        "destination_connection",
+        "run_name",
+        "options",
+    )
+    template_fields_renderers = {"options": "json"}
+    operator_extra_links = (DataMasqueRunLink(),)
+    ui_color = "#2d6cdf"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        source_connection: str,
+        ruleset: str,
+        destination_connection: str | None = None,
+        run_name: str | None = None,
+        options: dict[str, Any] | None = None,
+        wait_for_completion: bool = True,
+        poll_interval: float = 30,
+        timeout: float | timedelta | None = None,
+        deferrable: bool | None = None,
+        stream_logs: bool = True,
+        fail_on_warnings: bool = False,
+        datamasque_conn_id: str = "datamasque_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_connection = source_connection
+        self.ruleset = ruleset
+        self.destination_connection = destination_connection
+        self.run_name = run_name
+        self.options = options
+        self.wait_for_completion = wait_for_completion
+        if poll_interval is None or float(poll_interval) <= 0:
+            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        self.poll_interval = float(poll_interval)
+        self.timeout = _seconds(timeout)
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self.stream_logs = stream_logs
+        self.fail_on_warnings = fail_on_warnings
+        self.datamasque_conn_id = datamasque_conn_id
+        self.run_id: int | None = None
+        self._started_at: float | None = None
+
+    # -- execute ----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> int:
+        from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError
+        from airflow_provider_datamasque.hooks.runs import validate_run_options
+
+        self._started_at = time.time()
+        options = validate_run_options(self.options)
+        self._mask_options(options)
+        for field in ("source_connection", "ruleset"):
+            if not isinstance(getattr(self, field), str) or not getattr(self, field).strip():
+                raise DataMasqueConfigError(
+                    f"{field} must be a DataMasque {field.split('_')[-1]} name or UUID."
+                )
+        run_name = self.run_name or self._default_run_name(context)
+
+        hook = self.hook
+        connection_id = hook.resolve_connection_id(self.source_connection)
+        ruleset_id = hook.resolve_ruleset_id(self.ruleset)
+        destination_id = (
+            hook.resolve_connection_id(self.destination_connection) if self.destination_connection else None
+        )
+
+        run = self._find_earlier_run(context, run_name, connection_id)
+        if run is None:
+            run = self._start(run_name, connection_id, ruleset_id, destination_id, options)
+        self.run_id = int(run["id"])
+        self._publish(context, self.run_id)
+
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
+        if RunStatus.is_success(run.get("status")) and run.get("_reattached"):
+            self.log.info(
+                "DataMasque run %s already finished %s: not masking again.", self.run_id, run["status"]
+            )
+            return self.run_id
+        if not self.wait_for_completion:
+            return self.run_id
+        if self.deferrable:
+            self._defer(self.run_id)
+        self._wait(self.run_id)
+        return self.run_id
+
+    def _mask_options(self, options: Mapping[str, Any]) -> None:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        from airflow_provider_datamasque.hooks.redact import sensitive_values
+
+        for value in sensitive_values(options):
+            mask_secret(value)
+
+    def _default_run_name(self, context: Context) -> str:
+        ti = context["ti"]
+        parts = [ti.dag_id, ti.task_id, context["run_id"]]
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is not None and map_index >= 0:
+            parts.append(str(map_index))
+        return ".".join(str(p) for p in parts)[:250]
+
+    def _find_earlier_run(self, context: Context, run_name: str, connection_id: str) -> dict[str, Any] | None:
+        """A run an earlier try of this task instance started, if any, to reattach to."""
+        from airflow_provider_datamasque.hooks.runs import ACTIVE_STATUSES, RunStatus
+
+        dag_run = context.get("dag_run")
+        since = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        for run in self.hook.find_runs(run_name, source_connection=connection_id):
+            created = _parse_time(run.get("created_time") or run.get("start_time"))
+            if since is not None and created is not None and created < _aware(since) - CLOCK_SKEW:
+                continue  # An older DAG run's run with the same name.
+            status = RunStatus.parse(run.get("status"))
+            if status in ACTIVE_STATUSES or status in (RunStatus.FINISHED, RunStatus.FINISHED_WITH_WARNINGS):
+                what = "is still active" if status in ACTIVE_STATUSES else f"already ended {status.value}"
+                self.log.info(
+                    "Reattaching to DataMasque run %s (%r), started by an earlier try: it %s.",
+                    run["id"],
+                    run_name,
+                    what,
+                )
+                return {**run, "_reattached": True}
+            self.log.info(
+                "Earlier DataMasque run %s of this task ended %s; starting a new run.", run["id"], status
+            )
+            return None
+        return None
+
+    def _start(
+        self,
+        run_name: str,
+        connection_id: str,
+        ruleset_id: str,
+        destination_id: str | None,
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        from airflow_provider_datamasque.hooks.errors import DataMasqueConflictError
+
+        try:
+            run = self.hook.start_run(
+                connection=connection_id,
+                ruleset=ruleset_id,
+                name=run_name,
+                options=options,
+                destination_connection=destination_id,
+                resolve_names=False,
+            )
+        except DataMasqueConflictError as exc:
+            raise DataMasqueConflictError(
+                f"{exc}\n{self._describe_active_runs(connection_id)} Wait for it to end, or cancel it "
+                "(DataMasqueCancelRunOperator), then retry.",
+                status=exc.status,
+                method=exc.method,
+                path=exc.path,
+                detail=exc.detail,
+            ) from None
+        self.log.info("Started DataMasque run %s (%r).", run.get("id"), run_name)
+        return run
+
+    def _describe_active_runs(self, connection_id: str) -> str:
+        from airflow_provider_datamasque.hooks.runs import ACTIVE_STATUSES
+
+        try:
+            active = [
+                run
+                for status in ACTIVE_STATUSES
+                for run in self.hook.list_runs(run_status=status.value, max_pages=1)
+                if str(run.get("source_connection") or run.get("connection")) == connection_id
+            ]
+        except Exception:
+            return "Another run is already active on this DataMasque connection."
+        if not active:
+            return "Another run is already active on this DataMasque connection."
+        run = active[0]
+        return (
+            f"Run {run.get('id')} ({run.get('name')!r}, {run.get('status')}) is already active on connection "
+            f"{self.source_connection!r}."
+        )
+
+    def _publish(self, context: Context, run_id: int) -> None:
+        """Record the run before waiting, so the UI link and on_kill work from now on."""
+        ti = context["ti"]
+        ti.xcom_push(key="run_id", value=run_id)
+        ti.xcom_push(key="run_url", value=self.hook.run_url(run_id))
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        """Epoch seconds when waiting must stop: ``timeout`` or, a little earlier, ``execution_timeout``."""
+        start = self._started_at or time.time()
+        limits = []
+        if self.timeout is not None:
+            limits.append(start + self.timeout)
+        if self.execution_timeout is not None:
+            budget = self.execution_timeout.total_seconds()
+            # End a little before Airflow does, so the run can still be cancelled.
+            limits.append(start + budget - min(60.0, max(1.0, budget * 0.1)))
+        return min(limits) if limits else None
+
+    def _defer(self, run_id: int) -> None:
+        from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
+
+        deadline = self._deadline()
+        self.defer(
+            trigger=DataMasqueRunTrigger(
+                run_id=run_id,
+                datamasque_conn_id=self.datamasque_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=deadline,
+                stream_logs=self.stream_logs,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait(self, run_id: int) -> None:
+        from airflow_provider_datamasque.hooks.errors import DataMasqueError
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
+        monitor = self._monitor(run_id)
+        deadline = self._deadline()
+        failures = 0
+        try:
+            while True:
+                try:
+                    monitor.poll()
+                    failures = 0
+                except DataMasqueError as exc:
+                    if not _transient(exc):
+                        raise
+                    failures += 1
+                    self.log.warning("DataMasque unreachable while waiting for run %s: %s", run_id, exc)
+                if failures == 0 and RunStatus.is_terminal(monitor.status):
+                    break
+                now = time.time()
+                if deadline is not None and now >= deadline:
+                    self._timed_out(run_id)
+                pause = (
+                    self.poll_interval if failures == 0 else min(self.poll_interval, 2.0 ** min(failures, 6))
+                )
+                time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now)))
+        except BaseException as exc:
+            if not isinstance(exc, DataMasqueError) and not getattr(self, "_cancelled", False):
+                # execution_timeout, SIGTERM, KeyboardInterrupt: do not leave the run behind.
+                self._cancelled = self._cancel(run_id, f"the task stopped waiting ({type(exc).__name__})")
+            raise
+        self._finish(monitor)
+
+    def _timed_out(self, run_id: int) -> None:
+        from airflow_provider_datamasque.hooks.errors import DataMasqueRunError
+
+        self._cancelled = self._cancel(run_id, "the wait timed out")
+        limit = "timeout" if self.timeout is not None else "execution_timeout"
+        raise DataMasqueRunError(
+            f"Gave up waiting for DataMasque run {run_id} ({limit} reached); "
+            + (
+                "the run was cancelled."
+                if self._cancelled
+                else "it could not be cancelled, check DataMasque."
+            ),
+            run_id=run_id,
+            status="timeout",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> int:
+        """Resume after the trigger fired: validate the event, then finish like the waiting mode."""
+        monitor = self._complete_from_event(event)
+        self.run_id = monitor.run_id
+        if event and event.get("status") == "timeout":
+            self._timed_out(monitor.run_id)
+        self._finish(monitor, failure_message=None)
+        return monitor.run_id
+
+    def on_kill(self) -> None:
+        if self.run_id is not None and not getattr(self, "_cancelled", False):
+            self._cancelled = self._cancel(self.run_id, "the Airflow task was killed")
+
+
+class DataMasqueCancelRunOperator(RunWaitMixin, BaseOperator):
+    """Cancel a DataMasque run and, by default, wait until it is cancelled.
+
+    :param run_id: Run id, e.g. ``"{{ ti.xcom_pull('mask') }}"`` or an XComArg. Templated.
+    :param wait_for_cancellation: Wait until the run reaches a terminal status.
+    :param poll_interval: Seconds between status checks while waiting.
+    :param timeout: Seconds to wait for the cancellation before failing (None: no limit).
+    :param datamasque_conn_id: Airflow connection of type ``datamasque``.
+    """
+
+    template_fields: Sequence[str] = ("run_id",)
+    stream_logs = False
+    fail_on_warnings = False
+
+    def __init__(
+        self,
+        *,
+        run_id: int | str,
+        wait_for_cancellation: bool = True,
+        poll_interval: float = 5,
+        timeout: float | timedelta | None = 600,
+        datamasque_conn_id: str = "datamasque_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.wait_for_cancellation = wait_for_cancellation
+        self.poll_interval = float(poll_interval)
+        self.timeout = _seconds(timeout)
+        self.datamasque_conn_id = datamasque_conn_id
+
+    def execute(self, context: Context) -> str:
+        from airflow_provider_datamasque.hooks.errors import (
+            DataMasqueApiError,
+            DataMasqueConfigError,
+            DataMasqueNotFoundError,
+            DataMasqueRunError,
+        )
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
+        try:
+            run_id = int(str(self.run_id).strip())
+        except ValueError:
+            raise DataMasqueConfigError(
+                f"run_id must be a DataMasque run id (an integer), got {self.run_id!r}."
+            ) from None
+        try:
+            run = self.hook.get_run(run_id)
+        except DataMasqueNotFoundError:
+            raise DataMasqueNotFoundError(
+                f"DataMasque run {run_id} does not exist: check the run_id passed to the cancel task.",
+                status=404,
+            ) from None
+        if RunStatus.is_terminal(run.get("status")):
+            self.log.info("DataMasque run %s already ended %s; nothing to cancel.", run_id, run.get("status"))
+            return str(run.get("status"))
+        try:
+            self.hook.cancel_run(run_id)
+        except DataMasqueApiError as exc:
+            if exc.status != 400:  # 400: it ended between our read and the cancel.
+                raise
+        self.log.info("Asked DataMasque to cancel run %s.", run_id)
+        if not self.wait_for_cancellation:
+            return RunStatus.CANCELLING.value
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        while True:
+            status = self.hook.get_run_status(run_id)
+            if RunStatus.is_terminal(status):
+                self.log.info("DataMasque run %s is now %s.", run_id, status)
+                return status
+            if deadline is not None and time.time() >= deadline:
+                raise DataMasqueRunError(
+                    f"DataMasque run {run_id} is still {status} after {self.timeout:.0f}s of waiting for the cancel.",
+                    run_id=run_id,
+                    status=status,
+                )
+            time.sleep(self.poll_interval)
+
+
+def _transient(exc: BaseException) -> bool:
+    from airflow_provider_datamasque.hooks.errors import DataMasqueApiError, DataMasqueTransportError
+
+    return isinstance(exc, DataMasqueTransportError) or (
+        isinstance(exc, DataMasqueApiError) and exc.status in TRANSIENT_STATUSES
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return _aware(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
