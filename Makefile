@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	@[ -x "$(PY)" ] || $(UV) venv -q --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]" $(if $(EXTRA_PINS),"$(EXTRA_PINS)")
+	$(UV) pip install -q --python $(PY) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]" $(if $(EXTRA_PINS),"$(EXTRA_PINS)")
 	@touch $(STAMP)
 
 lint: venv

@@ -204,14 +204,13 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                 raise DataMasqueConfigError(
                     f"{field} must be a DataMasque {field.split('_')[-1]} name or UUID."
                 )
-        run_name = self.run_name or self._default_run_name(context)
-
         hook = self.hook
         connection_id = hook.resolve_connection_id(self.source_connection)
         ruleset_id = hook.resolve_ruleset_id(self.ruleset)
         destination_id = (
             hook.resolve_connection_id(self.destination_connection) if self.destination_connection else None
         )
+        run_name = self.run_name or self._default_run_name(context)
 
         run = self._find_earlier_run(context, run_name, connection_id)
         if run is None:
