@@ -74,7 +74,12 @@ class RunMonitor:
 
     def state(self) -> dict[str, Any]:
         """What a trigger event or a rescheduled sensor needs to carry on where this left off."""
-        return {"cursor": self.cursor.to_dict(), "level_counts": dict(self.level_counts)}
+        return {
+            "cursor": self.cursor.to_dict(),
+            "level_counts": dict(self.level_counts),
+            # The failure message quotes the last lines; whoever resumes has not seen them.
+            "tail": [[level, text] for level, text in self.tail],
+        }
 
     def restore(self, state: Mapping[str, Any] | None) -> None:
         if not state:
@@ -83,6 +88,12 @@ class RunMonitor:
         counts = state.get("level_counts")
         if isinstance(counts, Mapping):
             self.level_counts = Counter({str(k): int(v) for k, v in counts.items() if isinstance(v, int)})
+        tail = state.get("tail")
+        if isinstance(tail, list):
+            self.tail.clear()
+            for item in tail:
+                if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], int):
+                    self.tail.append((item[0], str(item[1])))
 
     def summary(self) -> str:
         """One line: status, duration and log lines by level."""

@@ -480,8 +480,18 @@ class DataMasqueClient:
         try:
             body = response.json()
         except ValueError:
-            return describe_non_json(response)
+            return self.scrubber.scrub(describe_non_json(response))
         return self.scrubber.scrub(error_message_from_body(redact_value(body)))
+
+    def _scrub_body(self, value: Any) -> Any:
+        """``value`` with known secret strings removed from every string in it, recursively."""
+        if isinstance(value, str):
+            return self.scrubber.scrub(value)
+        if isinstance(value, Mapping):
+            return {k: self._scrub_body(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub_body(v) for v in value]
+        return value
 
     def _raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
         status = response.status_code
@@ -494,7 +504,7 @@ class DataMasqueClient:
         short_path = _path_of(path)
         body: Any
         try:
-            body = redact_value(response.json())
+            body = self._scrub_body(redact_value(response.json()))
         except ValueError:
             body = None
         kwargs: dict[str, Any] = {

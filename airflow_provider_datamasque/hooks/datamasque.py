@@ -99,7 +99,10 @@ def config_from_connection(conn: Any) -> ClientConfig:
             ui_url=_extra(extras, "ui_url"),
         )
     except DataMasqueConfigError as exc:
-        raise DataMasqueConfigError(f"Airflow connection {conn_id!r}: {exc}") from None
+        message = str(exc)
+        if not message.startswith("Airflow connection "):  # extras errors already name it
+            message = f"Airflow connection {conn_id!r}: {message}"
+        raise DataMasqueConfigError(message) from None
 
 
 class DataMasqueHook(

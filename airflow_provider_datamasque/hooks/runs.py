@@ -44,6 +44,8 @@ class RunStatus(str, Enum):
     @classmethod
     def parse(cls, value: object) -> RunStatus | None:
         """The status for ``value``, or None for anything DataMasque might add later."""
+        if isinstance(value, cls):  # str() of a member is 'RunStatus.X' on Python 3.11+
+            return value
         try:
             return cls(str(value).strip().lower())
         except ValueError:
@@ -191,9 +193,16 @@ def parse_log_tail(
     """
     start = cursor.offset - base
     stripped = body.lstrip()
-    is_json = stripped[:1] == b"[" if base == 0 else cursor.offset > 0 and body[:1] in b",]\n\r\t "
+    # A ranged JSON tail starts at a separator, the next entry or the closing bracket; a ranged
+    # plain-text tail starts at the next line, which must not be fed to the JSON decoder.
+    is_json = (
+        stripped[:1] == b"[" if base == 0 else body.lstrip(b",\n\r\t ")[:1] in (b"{", b"[", b'"', b"]", b"")
+    )
     if base == 0 and not is_json:
         return _parse_text_tail(body, cursor, final)
+    if not is_json:
+        lines, tail = _parse_text_tail(body, LogCursor(cursor.count, max(start, 0)), final)
+        return lines, LogCursor(tail.count, base + tail.offset)
     if base == 0 and (cursor.offset <= 0 or not _is_entry_boundary(body, start)):
         # First read, or the server rewrote the log: parse it whole and skip what was seen.
         try:

@@ -20,7 +20,7 @@ class SystemMixin(ResourceMixin):
         try:
             result = self.client.request_json("GET", "/api/healthcheck/", authenticated=False)
         except DataMasqueNotFoundError:
-            result = self.client.request_json("GET", "/api/health-check/")
+            result = self.client.request_json("GET", "/api/health-check/", authenticated=False)
         return result if isinstance(result, dict) else {}
 
     def app_check(self) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
     from airflow_provider_datamasque.monitor import RunMonitor
-
-    from airflow.providers.common.compat.sdk import Context
 
 #: Statuses a poll can hit in passing while DataMasque is unwell; waiting goes on after them.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})

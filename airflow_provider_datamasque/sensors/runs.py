@@ -13,9 +13,9 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator
 from airflow_provider_datamasque.operators.runs import RunWaitMixin, _default_deferrable
 
 if TYPE_CHECKING:
-    from airflow_provider_datamasque.monitor import RunMonitor
-
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_datamasque.monitor import RunMonitor
 
 
 class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
