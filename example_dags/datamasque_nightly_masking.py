@@ -30,6 +30,7 @@ with DAG(
     schedule="0 2 * * *",
     start_date=datetime(2025, 1, 1),
     catchup=False,
+    max_active_runs=1,  # DataMasque runs one masking run per connection at a time
     template_searchpath=[str(Path(__file__).parent / "rulesets")],
     params={"datamasque_connection": "warehouse_nightly_copy", "report_root": REPORT_ROOT},
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
@@ -52,6 +53,6 @@ with DAG(
     report = DataMasqueSddReportOperator(
         task_id="sdd_report",
         run_id=mask.output,
-        destination="{{ params.report_root }}/{{ ds }}/sdd_report.csv",
+        destination="{{ params.report_root }}/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/sdd_report.csv",
     )
     ruleset >> mask >> report
