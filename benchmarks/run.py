@@ -1,0 +1,116 @@
+"""Run every benchmark and rewrite ``benchmarks/RESULTS.md``: ``python -m benchmarks.run [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import hook_overhead, log_polling, many_triggers, parse_cost, report_streaming
+from benchmarks._common import BenchOutput, Result, machine_info
+
+BENCHMARKS: list[tuple[str, Callable[[bool], BenchOutput]]] = [
+    ("parse_cost", parse_cost.run),
+    ("hook_overhead", hook_overhead.run),
+    ("log_polling", log_polling.run),
+    ("many_triggers", many_triggers.run),
+    ("report_streaming", report_streaming.run),
+]
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(outputs: dict[str, BenchOutput], timings: dict[str, float], quick: bool, total: float) -> str:
+    info = machine_info()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m benchmarks.run`"
+        + (" --quick`, smoke mode" if quick else "`")
+        + ").",
+        "",
+        f"- Date: {now}",
+        f"- Machine: `{info['platform']}`, {info['cpu_count']} CPUs",
+        f"- Python {info['python']}, Airflow {info['airflow']}",
+        f"- Total runtime: {total:.0f} s ("
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
+        + ")",
+        "",
+        "The emulator runs in a child process in benchmarks 2-5, so its CPU is not counted against the "
+        "client, but it shares this machine's cores with the client (and with anything else running).",
+        "",
+        "| benchmark | figure | goal | measured | pass |",
+        "|---|---|---|---|---|",
+    ]
+    for output in outputs.values():
+        for r in output.results:
+            verdict = "info" if r.passed is None else ("PASS" if r.passed else "**MISS**")
+            note = f" ({r.notes})" if r.notes else ""
+            lines.append(
+                f"| {r.benchmark} | {_cell(r.figure)} | {_cell(r.goal)} | {_cell(r.measured + note)} | {verdict} |"
+            )
+    misses = [miss for output in outputs.values() for miss in output.misses]
+    lines += ["", "## Goals missed: why, and what would close them", ""]
+    lines += [f"- {miss}" for miss in misses] or ["- None."]
+    lines += ["", "## Details", ""]
+    for name, output in outputs.items():
+        if output.details:
+            lines += [f"### {name}", ""]
+            for detail in output.details:
+                lines += [detail, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller smoke run (about a minute or two)")
+    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the results, do not rewrite RESULTS.md"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    outputs: dict[str, BenchOutput] = {}
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    failed = False
+    for name, func in BENCHMARKS:
+        if args.only and name not in args.only:
+            continue
+        print(f"== {name}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            outputs[name] = func(args.quick)
+        except Exception:
+            failed = True
+            error = traceback.format_exc()
+            print(error, file=sys.stderr)
+            outputs[name] = BenchOutput(
+                results=[Result(name, "benchmark run", "completes", "crashed", False)],
+                misses=[f"{name}: the benchmark crashed: {error.strip().splitlines()[-1]}"],
+            )
+        timings[name] = time.perf_counter() - start
+        for r in outputs[name].results:
+            verdict = "info" if r.passed is None else ("PASS" if r.passed else "MISS")
+            print(f"  [{verdict}] {r.figure}: {r.measured} (goal {r.goal})", file=sys.stderr, flush=True)
+    total = time.perf_counter() - started
+    text = render(outputs, timings, args.quick, total)
+    if args.no_write:
+        print(text)
+    else:
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS} ({total:.0f} s)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
