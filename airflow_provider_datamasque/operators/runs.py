@@ -88,7 +88,15 @@ class RunWaitMixin:
             raise DataMasqueError(str(event.get("message") or "DataMasque trigger failed"))
         if event["status"] != "timeout":
             # Confirm with the server and log whatever the trigger had not yet logged.
-            monitor.poll()
+            for attempt in range(5):
+                try:
+                    monitor.poll()
+                    break
+                except DataMasqueError as exc:
+                    if not _transient(exc) or attempt == 4:
+                        raise
+                    self.log.warning("DataMasque unreachable confirming run %s: %s", monitor.run_id, exc)
+                    time.sleep(min(2.0**attempt, 10.0))
         return monitor
 
     def _cancel(self, run_id: int | None, reason: str) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
-from airflow_provider_datamasque.operators.runs import RunWaitMixin, _default_deferrable
+from airflow_provider_datamasque.operators.runs import RunWaitMixin, _default_deferrable, _transient
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -97,6 +97,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> bool:
+        from airflow_provider_datamasque.hooks.errors import DataMasqueError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
         run_id = self._run_id()
@@ -104,7 +105,14 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         if self._run_monitor is None:
             self._run_monitor = self._monitor(run_id, self._load_state(context) if rescheduling else None)
         monitor = self._run_monitor
-        monitor.poll()
+        try:
+            monitor.poll()
+        except DataMasqueError as exc:
+            if not _transient(exc):
+                raise
+            # An outage is "not yet": poke again (the cursor only moves on a complete read).
+            self.log.warning("DataMasque unreachable while watching run %s: %s", run_id, exc)
+            return False
         if not RunStatus.is_terminal(monitor.status):
             if rescheduling:
                 self._save_state(context, monitor.state())

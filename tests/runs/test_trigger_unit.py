@@ -1,0 +1,190 @@
+"""DataMasqueRunTrigger.run() with requests-mock: riding out transient errors, fail-closed events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_datamasque.emulator import DataMasqueEmulator
+from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
+
+from ._harness import CONN_ENV, count_logged, run_trigger, start_run, wait_run_status
+
+BASE = "https://dm.test"
+RUN = f"{BASE}/api/runs/1/"
+LOG = f"{BASE}/api/runs/1/log/"
+ENTRIES = [
+    {"timestamp": "2026-01-01T00:00:00Z", "log_level": 20, "message": "Run 1 queued."},
+    {"timestamp": "2026-01-01T00:00:01Z", "log_level": 20, "message": "Masked table customers: 5 rows"},
+    {"timestamp": "2026-01-01T00:00:02Z", "log_level": 20, "message": "Run finished with status finished"},
+]
+LINES = [f"[DataMasque {e['timestamp']}] INFO: {e['message']}" for e in ENTRIES]
+
+
+def run_body(status: str) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "name": "nightly",
+        "status": status,
+        "start_time": "2026-01-01T00:00:00Z",
+        "end_time": "2026-01-01T00:00:02Z" if status in ("finished", "failed", "cancelled") else None,
+        "error_message": "boom" if status == "failed" else None,
+    }
+
+
+@pytest.fixture
+def api(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """requests-mock behind datamasque_default; the client itself does not retry (max_retries=0),
+    so every transient error reaches the trigger."""
+    conn = {
+        "conn_type": "datamasque",
+        "host": BASE,
+        "login": "admin",
+        "password": "pw-123456",
+        "extra": {"max_retries": 0},
+    }
+    monkeypatch.setenv(CONN_ENV, json.dumps(conn))
+    requests_mock.post(f"{BASE}/api/auth/token/login/", json={"key": "t" * 40})
+    return requests_mock
+
+
+def trigger(**kwargs: Any) -> DataMasqueRunTrigger:
+    return DataMasqueRunTrigger(**({"run_id": 1, "poll_interval": 0.01} | kwargs))
+
+
+def output(capfd: pytest.CaptureFixture[str]) -> str:
+    captured = capfd.readouterr()
+    return captured.out + captured.err
+
+
+def test_rides_out_a_502_then_succeeds(api: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    api.get(
+        RUN,
+        [
+            {"status_code": 502, "text": "<html><title>502 Bad Gateway</title></html>"},
+            {"json": run_body("finished")},
+        ],
+    )
+    api.get(LOG, content=json.dumps(ENTRIES).encode())
+
+    event = run_trigger(trigger())
+
+    assert event["status"] == "success"
+    assert event["run_id"] == 1 and event["run_status"] == "finished"
+    assert event["monitor"]["cursor"]["count"] == 3
+    assert event["monitor"]["level_counts"] == {"INFO": 3}
+    text = output(capfd)
+    assert "DataMasque unreachable while watching run 1" in text
+    assert set(count_logged(text, LINES).values()) == {1}
+    assert [r.method for r in api.request_history].count("GET") == 3
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status_code": 503, "json": {"detail": "Service temporarily unavailable"}},
+        {"status_code": 504, "text": "gateway timeout"},
+        {"status_code": 500, "json": {"detail": "A server error occurred."}},
+        {"status_code": 429, "json": {"detail": "throttled"}, "headers": {"Retry-After": "0"}},
+        {"exc": requests.exceptions.ConnectionError("Connection reset by peer")},
+        {"exc": requests.exceptions.ReadTimeout("read timed out")},
+    ],
+)
+def test_rides_out_transient_failures(api: Any, failure: dict[str, Any]) -> None:
+    api.get(RUN, [failure, failure, {"json": run_body("running")}, {"json": run_body("finished")}])
+    api.get(LOG, content=json.dumps(ENTRIES).encode())
+    event = run_trigger(trigger())
+    assert event["status"] == "success"
+    assert event["monitor"]["cursor"]["count"] == 3
+
+
+def test_log_read_failing_after_terminal_status_is_retried_before_firing(
+    api: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    api.get(RUN, json=run_body("finished"))
+    api.get(
+        LOG, [{"status_code": 503, "json": {"detail": "busy"}}, {"content": json.dumps(ENTRIES).encode()}]
+    )
+    event = run_trigger(trigger())
+    assert event["status"] == "success"
+    assert set(count_logged(output(capfd), LINES).values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("status", "event_status"),
+    [("failed", "failed"), ("cancelled", "cancelled"), ("finished_with_warnings", "success")],
+)
+def test_terminal_statuses_map_to_events(api: Any, status: str, event_status: str) -> None:
+    api.get(RUN, json=run_body(status))
+    api.get(LOG, content=json.dumps(ENTRIES).encode())
+    event = run_trigger(trigger())
+    assert event["status"] == event_status
+    assert event["run_status"] == status
+    if status == "failed":
+        assert "ended failed" in event["message"] and "Error: boom" in event["message"]
+
+
+def test_unknown_status_never_counts_as_success(api: Any) -> None:
+    api.get(RUN, json=run_body("paused_for_lunch"))
+    api.get(LOG, content=b"[]")
+    event = run_trigger(trigger(end_time=time.time() + 0.1))
+    assert event["status"] == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        ({"status_code": 404, "json": {"detail": "Not found."}}, "not found"),
+        ({"status_code": 403, "json": {"detail": "Forbidden"}}, "failed"),
+        ({"status_code": 400, "json": {"detail": "bad"}}, "failed"),
+    ],
+)
+def test_non_transient_errors_end_with_an_error_event(api: Any, response: dict[str, Any], match: str) -> None:
+    api.get(RUN, **response)
+    event = run_trigger(trigger())
+    assert event["status"] == "error"
+    assert match in event["message"]
+    assert api.call_count <= 4
+
+
+def test_end_time_gives_a_timeout_event(api: Any) -> None:
+    api.get(RUN, json=run_body("running"))
+    api.get(LOG, content=json.dumps(ENTRIES[:1]).encode())
+    started = time.monotonic()
+    event = run_trigger(trigger(poll_interval=5, end_time=time.time() + 0.3))
+    assert time.monotonic() - started < 3
+    assert event["status"] == "timeout"
+    assert event["run_status"] == "running"
+    assert event["monitor"]["cursor"]["count"] == 1
+
+
+def test_outage_until_end_time_still_times_out(api: Any) -> None:
+    api.get(RUN, status_code=502, text="<html>down</html>")
+    event = run_trigger(trigger(end_time=time.time() + 0.3))
+    assert event["status"] == "timeout"
+    assert not event["run_status"]  # never read
+
+
+def test_bad_connection_gives_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "datamasque", "host": "", "login": "a"}))
+    event = run_trigger(trigger())
+    assert event["status"] == "error"
+    assert "Cannot watch DataMasque run 1" in event["message"]
+
+
+def test_resumed_trigger_does_not_relog_lines(
+    emu: DataMasqueEmulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(CONN_ENV, emu.connection_json())
+    run_id = start_run("[emulator:log_lines=3]")
+    wait_run_status(emu, run_id, ("finished",))
+    first = run_trigger(trigger(run_id=run_id))
+    capfd.readouterr()
+    second = run_trigger(trigger(run_id=run_id, monitor_state=first["monitor"]))
+    assert second["status"] == "success"
+    assert second["monitor"]["cursor"] == first["monitor"]["cursor"]
+    assert "[DataMasque " not in output(capfd)
