@@ -86,6 +86,17 @@ def should_retry(
     return status in RETRYABLE_STATUSES
 
 
+#: Statuses a watcher may meet in passing while DataMasque is unwell; waiting goes on after them.
+WAIT_THROUGH_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures a run watcher (operator, sensor, trigger) should wait through, not fail on."""
+    if isinstance(error, DataMasqueTransportError):
+        return True
+    return isinstance(error, DataMasqueApiError) and error.status in WAIT_THROUGH_STATUSES
+
+
 def is_transport_error(error: BaseException) -> bool:
     import requests
 

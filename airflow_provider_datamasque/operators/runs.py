@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
     from airflow_provider_datamasque.monitor import RunMonitor
 
-#: Statuses a poll can hit in passing while DataMasque is unwell; waiting goes on after them.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: A run of the same name created this long before the DAG run started still counts as ours.
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -511,11 +509,9 @@ class DataMasqueCancelRunOperator(RunWaitMixin, BaseOperator):
 
 
 def _transient(exc: BaseException) -> bool:
-    from airflow_provider_datamasque.hooks.errors import DataMasqueApiError, DataMasqueTransportError
+    from airflow_provider_datamasque.hooks.client import is_transient
 
-    return isinstance(exc, DataMasqueTransportError) or (
-        isinstance(exc, DataMasqueApiError) and exc.status in TRANSIENT_STATUSES
-    )
+    return is_transient(exc)
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
     from airflow_provider_datamasque.monitor import RunMonitor
 
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 class DataMasqueRunTrigger(BaseTrigger):
     """Fires one event when run ``run_id`` ends, or at ``end_time`` (epoch seconds).
@@ -85,6 +83,7 @@ class DataMasqueRunTrigger(BaseTrigger):
         return monitor
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_datamasque.hooks.client import is_transient
         from airflow_provider_datamasque.hooks.errors import (
             DataMasqueApiError,
             DataMasqueError,
@@ -108,8 +107,7 @@ class DataMasqueRunTrigger(BaseTrigger):
                     yield self._event("error", monitor, f"DataMasque run {self.run_id} not found: {exc}")
                     return
                 except (DataMasqueTransportError, DataMasqueApiError) as exc:
-                    transient = isinstance(exc, DataMasqueTransportError) or exc.status in TRANSIENT_STATUSES
-                    if not transient:
+                    if not is_transient(exc):
                         yield self._event(
                             "error", monitor, f"Watching DataMasque run {self.run_id} failed: {exc}"
                         )
