@@ -41,6 +41,9 @@ LOGIN_PATH = "/api/auth/token/login/"
 
 #: Statuses that mean "try again later": the request was not processed, or the gateway failed.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+#: What a request that is safe to repeat is retried on: the above plus 500, which is often a
+#: passing fault (a database hiccup behind the API); the Databricks and dbt Cloud providers do the same.
+IDEMPOTENT_RETRY_STATUSES = RETRYABLE_STATUSES | {500}
 #: Methods that may be repeated without changing the outcome.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -73,8 +76,9 @@ def should_retry(
     """The single retry predicate, shared by every caller (hook, sensor, trigger).
 
     A 429, or a connection that was never opened, means the server did not act on the request, so
-    any method may be repeated. Anything else (5xx gateway errors, a dropped or timed-out
-    connection) may have been processed, so only requests that are safe to repeat are retried.
+    any method may be repeated. Anything else (500, 502-504, a dropped or timed-out connection)
+    may have been processed, so only requests that are safe to repeat are retried; a POST such as
+    a run start never is (the caller resolves a lost answer instead).
     """
     if status == 429 or (error is not None and request_not_sent(error)):
         return True
@@ -83,7 +87,7 @@ def should_retry(
         return False
     if error is not None:
         return is_transport_error(error)
-    return status in RETRYABLE_STATUSES
+    return status in IDEMPOTENT_RETRY_STATUSES
 
 
 #: Statuses a watcher may meet in passing while DataMasque is unwell; waiting goes on after them.
@@ -204,18 +208,29 @@ def error_message_from_body(body: Any) -> str:
     return "; ".join(parts)
 
 
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+#: How much of a non-JSON body is read, and how much of it is quoted.
+_HEAD_BYTES, _SNIPPET_CHARS = 2048, 200
 
 
-def describe_non_json(response: requests.Response) -> str:
-    """Readable one-liner for a body that is not JSON (a proxy's HTML page, say)."""
+def describe_non_json(response: requests.Response, scrubber: SecretScrubber | None = None) -> str:
+    """Readable one-liner for a body that is not JSON (a proxy's HTML page, say).
+
+    Secrets are scrubbed from the decoded text before it is cut and ``repr``-escaped, so an
+    escaped (quote, backslash, newline) or cut-off secret cannot slip past; a cut end that starts
+    a secret is blanked too.
+    """
     ctype = response.headers.get("Content-Type", "unknown content type").split(";")[0]
-    head = response.content[:2048]
-    title = _TITLE.search(head)
-    if title:
-        snippet = title.group(1).decode("utf-8", "replace").strip()
-    else:
-        snippet = head[:200].decode("utf-8", "replace").strip().replace("\n", " ")
+    head = response.content[:_HEAD_BYTES]
+    text = head.decode("utf-8", "replace")
+    if scrubber is not None:
+        text = scrubber.scrub(text)
+    title = _TITLE.search(text)
+    snippet = (title.group(1) if title else text).strip().replace("\n", " ")
+    if len(snippet) > _SNIPPET_CHARS:
+        snippet = snippet[:_SNIPPET_CHARS]
+        if scrubber is not None:
+            snippet = scrubber.scrub_cut(snippet)
     what = "an HTML page" if "html" in ctype or head.lstrip()[:1] == b"<" else f"a {ctype} body"
     hint = (
         " Check that the connection 'host' is the DataMasque URL and not a proxy or login page."
@@ -481,7 +496,9 @@ class DataMasqueClient:
             return response.json()
         except ValueError:
             raise DataMasqueApiError(
-                self.scrubber.scrub(f"{method} {_path_of(path)}: {describe_non_json(response)}"),
+                self.scrubber.scrub(
+                    f"{method} {_path_of(path)}: {describe_non_json(response, self.scrubber)}"
+                ),
                 status=response.status_code,
                 method=method,
                 path=_path_of(path),
@@ -491,7 +508,7 @@ class DataMasqueClient:
         try:
             body = response.json()
         except ValueError:
-            return self.scrubber.scrub(describe_non_json(response))
+            return self.scrubber.scrub(describe_non_json(response, self.scrubber))
         return self.scrubber.scrub(error_message_from_body(redact_value(body)))
 
     def _scrub_body(self, value: Any) -> Any:
@@ -548,7 +565,12 @@ class DataMasqueClient:
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, max_pages: int | None = None
     ) -> Iterator[Any]:
-        """Yield every item of a list endpoint, following ``results``/``next``; bare lists work too."""
+        """Yield every item of a list endpoint, following ``results``/``next``; bare lists work too.
+
+        A ``next`` link is only followed on the configured DataMasque origin (scheme, host, port)
+        or as a relative link: the auth token goes with every request, so a link elsewhere (a
+        misconfigured proxy, a tampered answer) raises instead of handing the token to that host.
+        """
         url: str | None = path
         current: Mapping[str, Any] | None = params
         pages = 0
@@ -567,9 +589,33 @@ class DataMasqueClient:
                 )
             yield from body["results"]
             url = body.get("next") or None
+            if url is not None and _origin(str(url)) not in (None, _origin(self.config.base_url)):
+                raise DataMasqueApiError(
+                    self.scrubber.scrub(
+                        f"DataMasque GET {_path_of(path)} returned a 'next' page link on another host "
+                        f"({_origin(str(url))}) than the connection's {self.config.base_url}; not "
+                        "following it, as the request would carry the DataMasque token there. Check "
+                        "that the proxy in front of DataMasque passes the original Host header."
+                    ),
+                    method="GET",
+                    path=_path_of(path),
+                )
             current = None  # ``next`` already carries the cursor.
             if max_pages is not None and pages >= max_pages:
                 return
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host:port`` of an absolute URL (default port filled in); None for a relative one."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme and not parts.netloc:
+        return None
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _rewind(files: Mapping[str, Any] | None) -> None:

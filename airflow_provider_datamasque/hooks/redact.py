@@ -7,9 +7,12 @@ are blanked before a body is shown to anybody.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 REDACTED = "***"
 
@@ -60,27 +63,78 @@ def sensitive_values(value: Any) -> Iterable[str]:
             yield from sensitive_values(v)
 
 
+def min_secret_length() -> int:
+    """Airflow's ``[logging] min_length_masked_secret`` (5 unless configured), also used here.
+
+    Blanking a very short value everywhere it occurs would both wreck messages (a password "a"
+    inside every word) and point at the secret (the reader sees which letters became ``***``), so,
+    like Airflow's own masker, shorter secrets are left alone. One setting governs both, so a
+    message never hides what the task log next to it shows, or the reverse. Airflow 2 has no such
+    setting: the default 5 applies there too.
+    """
+    try:
+        from airflow.configuration import conf
+
+        return max(1, conf.getint("logging", "min_length_masked_secret", fallback=5))
+    except Exception:  # no Airflow, or an unreadable setting: Airflow's default
+        return 5
+
+
+_short_secret_warned = False
+
+
 class SecretScrubber:
-    """Remembers secret strings and removes them from any text it is handed."""
+    """Remembers secret strings and removes them from any text it is handed.
 
-    #: Shorter strings are not scrubbed: replacing "a" everywhere would wreck every message.
-    MIN_LENGTH = 4
+    Secrets shorter than :func:`min_secret_length` are not remembered (see there why); a warning
+    says so once per process, without the value.
+    """
 
-    def __init__(self) -> None:
+    #: A cut-off tail this long or longer that starts a secret is blanked by :meth:`scrub_cut`.
+    MIN_FRAGMENT = 2
+
+    def __init__(self, min_length: int | None = None) -> None:
+        self.min_length = min_secret_length() if min_length is None else max(1, min_length)
         self._secrets: set[str] = set()
         self._lock = threading.Lock()
 
     def add(self, *values: str | None) -> None:
+        global _short_secret_warned
         with self._lock:
             for value in values:
-                if value and len(value) >= self.MIN_LENGTH:
+                if not value:
+                    continue
+                if len(value) >= self.min_length:
                     self._secrets.add(value)
+                elif not _short_secret_warned:
+                    _short_secret_warned = True
+                    log.warning(
+                        "A DataMasque secret is shorter than %d characters and is not scrubbed from "
+                        "messages ([logging] min_length_masked_secret); use a longer one.",
+                        self.min_length,
+                    )
+
+    def _snapshot(self) -> list[str]:
+        """The secrets, longest first (so a secret that contains another is removed whole)."""
+        with self._lock:
+            return sorted(self._secrets, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        if not self._secrets:
-            return text
-        # Longest first, so a secret that contains another is removed whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._snapshot():
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+    def scrub_cut(self, text: str) -> str:
+        """``scrub`` for text that was cut short: a tail that starts a secret is blanked as well.
+
+        Scrub the whole text before cutting it; this catches what lay across the cut.
+        """
+        text = self.scrub(text)
+        longest = 0
+        for secret in self._snapshot():
+            for size in range(min(len(secret) - 1, len(text)), max(longest, self.MIN_FRAGMENT - 1), -1):
+                if text.endswith(secret[:size]):
+                    longest = size
+                    break
+        return text[:-longest] + REDACTED if longest else text

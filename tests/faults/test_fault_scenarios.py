@@ -131,9 +131,9 @@ def test_errors_and_drops_on_every_request(
 ) -> None:
     """Including login, the name lookups and the start request itself.
 
-    A 500 on a lookup before the run exists fails that try (the client does not retry a 500, by
-    design), so this scenario runs the task with retries, as a DAG would: a retry either starts
-    the run or reattaches to the one an earlier try started, never a second one.
+    Lookups (GET) are retried on 500 and gateway errors, but faults can outlast the client's
+    retries and fail a try, so this scenario runs the task with retries, as a DAG would: a retry
+    either starts the run or reattaches to the one an earlier try started, never a second one.
     """
     dm_conn.set_faults(FaultConfig(error_rate=0.2, drop_rate=0.05, seed=7))
     result, error, outputs = execute_with_retries(lambda: operator(mode), capfd)

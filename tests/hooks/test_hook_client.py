@@ -8,10 +8,11 @@ from email.utils import format_datetime
 
 import pytest
 import requests
+import requests_mock
 
 from airflow_provider_datamasque.hooks.client import (
     IDEMPOTENT_METHODS,
-    RETRYABLE_STATUSES,
+    IDEMPOTENT_RETRY_STATUSES,
     RetryPolicy,
     error_message_from_body,
     parse_retry_after,
@@ -283,26 +284,43 @@ def test_idempotent_flag_allows_retrying_a_post(hook, api):
     assert len(calls(api, "POST", "/api/runs/3/cancel/")) == 2
 
 
-def test_non_retryable_statuses_are_not_retried(hook, api):
-    api.get(ME, status_code=500, json={"detail": "boom"})
+@pytest.mark.parametrize("status", [400, 501])
+def test_non_retryable_statuses_are_not_retried(hook, api, status):
+    api.get(ME, status_code=status, json={"detail": "boom"})
     with pytest.raises(DataMasqueApiError):
         hook.get_current_user()
     assert len(calls(api, "GET", "/api/users/me/")) == 1
 
 
+def test_get_retried_on_500_until_it_succeeds(hook, api):
+    api.get(ME, [{"status_code": 500, "json": {"detail": "db hiccup"}}, {"json": {"username": "admin"}}])
+    assert hook.get_current_user() == {"username": "admin"}
+    assert len(calls(api, "GET", "/api/users/me/")) == 2
+
+
+def test_get_500_every_time_gives_up_after_max_retries(hook, api):
+    api.get(ME, status_code=500, json={"detail": "boom"})
+    with pytest.raises(DataMasqueApiError, match="boom") as info:
+        hook.get_current_user()
+    assert info.value.status == 500
+    assert len(calls(api, "GET", "/api/users/me/")) == 1 + 3  # FAST_EXTRAS max_retries
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "get", "put"])
-@pytest.mark.parametrize("status", sorted(RETRYABLE_STATUSES))
+@pytest.mark.parametrize("status", sorted(IDEMPOTENT_RETRY_STATUSES))
 def test_should_retry_idempotent_methods_on_retryable_statuses(method, status):
     assert should_retry(method, status=status) is True
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
-@pytest.mark.parametrize(("status", "expected"), [(429, True), (502, False), (503, False), (504, False)])
+@pytest.mark.parametrize(
+    ("status", "expected"), [(429, True), (500, False), (502, False), (503, False), (504, False)]
+)
 def test_should_retry_unsafe_methods(method, status, expected):
     assert should_retry(method, status=status) is expected
 
 
-@pytest.mark.parametrize("status", [200, 201, 204, 400, 401, 403, 404, 409, 500, 501])
+@pytest.mark.parametrize("status", [200, 201, 204, 400, 401, 403, 404, 409, 501])
 def test_should_retry_never_on_other_statuses(status):
     assert should_retry("GET", status=status) is False
 
@@ -331,6 +349,8 @@ def test_should_retry_errors(method, error, idempotent, expected):
 
 def test_should_retry_idempotent_override_on_status():
     assert should_retry("POST", status=503, idempotent=True) is True
+    assert should_retry("POST", status=500, idempotent=True) is True
+    assert should_retry("GET", status=500, idempotent=False) is False
     assert should_retry("GET", status=503, idempotent=False) is False
     assert should_retry("GET", status=429, idempotent=False) is True
     assert {"GET", "PUT", "DELETE"} <= IDEMPOTENT_METHODS
@@ -491,6 +511,43 @@ def test_paginate_follows_absolute_next(hook, api):
     )
     assert hook.list_users() == [{"id": 1}, {"id": 2}, {"id": 3}]
     assert len(calls(api, "GET", "/api/users/")) == 3
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "https://evil.test/api/users/?page=2",  # another host
+        "http://dm.test/api/users/?page=2",  # same host, plain HTTP
+        "https://dm.test:8443/api/users/?page=2",  # same host, another port
+        "//evil.test/api/users/?page=2",  # scheme-relative: another host
+        "https://dm.test@evil.test/api/users/?page=2",  # user-info trick
+    ],
+)
+def test_paginate_refuses_next_on_another_origin(hook, api, foreign):
+    # Registered first, so the more specific page 1 below wins for its own URL.
+    other = api.get(requests_mock.ANY, json={"next": None, "results": [{"id": 2}]})
+    api.get(f"{BASE}/api/users/", json={"next": foreign, "results": [{"id": 1}]}, complete_qs=True)
+    with pytest.raises(DataMasqueApiError, match="another host") as info:
+        hook.list_users()
+    assert "token" in str(info.value) and TOKEN not in str(info.value)
+    assert other.call_count == 0
+    assert len(calls(api, "GET", "/api/users/")) == 1
+
+
+@pytest.mark.parametrize(
+    ("link", "fetched"),
+    [
+        ("/api/users/?page=2", f"{BASE}/api/users/?page=2"),  # relative
+        (f"{BASE}/api/users/?page=2", f"{BASE}/api/users/?page=2"),
+        # The default port, or upper case, does not make the link foreign.
+        ("HTTPS://DM.TEST:443/api/users/?page=2", "https://dm.test:443/api/users/?page=2"),
+    ],
+)
+def test_paginate_follows_relative_or_same_origin_next(hook, api, link, fetched):
+    api.get(f"{BASE}/api/users/", json={"next": link, "results": [{"id": 1}]}, complete_qs=True)
+    page2 = api.get(fetched, json={"next": None, "results": [{"id": 2}]}, complete_qs=True)
+    assert hook.list_users() == [{"id": 1}, {"id": 2}]
+    assert page2.call_count == 1
 
 
 def test_paginate_bare_list(hook, api):

@@ -224,5 +224,5 @@ def test_redact_value_and_sensitive_values():
 
 def test_scrubber_longest_first_and_min_length():
     scrubber = SecretScrubber()
-    scrubber.add("abcd", "abcdefgh", "xyz", None, "")
-    assert scrubber.scrub("abcdefgh abcd xyz") == f"{REDACTED} {REDACTED} xyz"
+    scrubber.add("abcde", "abcdefgh", "abcd", None, "")
+    assert scrubber.scrub("abcdefgh abcde abcd") == f"{REDACTED} {REDACTED} abcd"
