@@ -567,9 +567,10 @@ class DataMasqueClient:
     ) -> Iterator[Any]:
         """Yield every item of a list endpoint, following ``results``/``next``; bare lists work too.
 
-        A ``next`` link is only followed on the configured DataMasque origin (scheme, host, port)
-        or as a relative link: the auth token goes with every request, so a link elsewhere (a
-        misconfigured proxy, a tampered answer) raises instead of handing the token to that host.
+        The auth token goes with every request, so a ``next`` link is only ever fetched from the
+        configured DataMasque origin: a link naming another origin (DataMasque behind a proxy
+        that rewrites the Host header, or a tampered answer) keeps its ``/api/...`` path and
+        query and is fetched from the connection's URL instead.
         """
         url: str | None = path
         current: Mapping[str, Any] | None = params
@@ -590,19 +591,27 @@ class DataMasqueClient:
             yield from body["results"]
             url = body.get("next") or None
             if url is not None and _origin(str(url)) not in (None, _origin(self.config.base_url)):
-                raise DataMasqueApiError(
-                    self.scrubber.scrub(
-                        f"DataMasque GET {_path_of(path)} returned a 'next' page link on another host "
-                        f"({_origin(str(url))}) than the connection's {self.config.base_url}; not "
-                        "following it, as the request would carry the DataMasque token there. Check "
-                        "that the proxy in front of DataMasque passes the original Host header."
-                    ),
-                    method="GET",
-                    path=_path_of(path),
-                )
+                url = self._rehome_next(str(url), path)
             current = None  # ``next`` already carries the cursor.
             if max_pages is not None and pages >= max_pages:
                 return
+
+    def _rehome_next(self, link: str, path: str) -> str:
+        """The ``/api/...`` part of a foreign ``next`` link, to be fetched from our own origin."""
+        parts = urlsplit(link.strip())
+        start = parts.path.find("/api/")
+        if start < 0:
+            raise DataMasqueApiError(
+                self.scrubber.scrub(
+                    f"DataMasque GET {_path_of(path)} returned a 'next' page link on another host "
+                    f"({_origin(link)}) with no /api/ path; not following it, as the request would "
+                    "carry the DataMasque token there. Check the proxy in front of DataMasque."
+                ),
+                method="GET",
+                path=_path_of(path),
+            )
+        log.debug("Fetching the next page of %s from %s", _path_of(path), self.config.base_url)
+        return parts.path[start:] + (f"?{parts.query}" if parts.query else "")
 
 
 def _origin(url: str) -> str | None:

@@ -16,6 +16,7 @@ from airflow_provider_datamasque.hooks.errors import (
     DataMasqueApiError,
     DataMasqueConfigError,
     DataMasqueConflictError,
+    DataMasqueError,
     DataMasqueNotFoundError,
     DataMasqueTransportError,
 )
@@ -359,8 +360,15 @@ class RunsMixin(ResourceMixin):
                     exc,
                 )
                 time.sleep(policy.delay(attempt))
-                # If this lookup fails too, its error propagates: never risk a second run.
-                existing = self.find_runs(run_name, source_connection=connection)
+                try:
+                    existing = self.find_runs(run_name, source_connection=connection)
+                except DataMasqueError as lookup_exc:
+                    # Never risk a second run: stop, and say the run may exist.
+                    raise DataMasqueTransportError(
+                        f"Starting DataMasque run {run_name!r} got no clear answer ({exc}), and looking "
+                        f"it up by name failed too ({lookup_exc}). The run may have started: a retry "
+                        "of this task finds it by name instead of starting another."
+                    ) from lookup_exc
                 if existing:
                     log.info("DataMasque run %s was created despite the lost response", existing[0].get("id"))
                     return existing[0]

@@ -523,10 +523,21 @@ def test_paginate_follows_absolute_next(hook, api):
         "https://dm.test@evil.test/api/users/?page=2",  # user-info trick
     ],
 )
-def test_paginate_refuses_next_on_another_origin(hook, api, foreign):
-    # Registered first, so the more specific page 1 below wins for its own URL.
-    other = api.get(requests_mock.ANY, json={"next": None, "results": [{"id": 2}]})
+def test_paginate_fetches_foreign_next_from_own_origin(hook, api, foreign):
+    # Registered first, so the more specific pages below win for their own URLs.
+    other = api.get(requests_mock.ANY, json={"next": None, "results": [{"id": 99}]})
     api.get(f"{BASE}/api/users/", json={"next": foreign, "results": [{"id": 1}]}, complete_qs=True)
+    page2 = api.get(
+        f"{BASE}/api/users/?page=2", json={"next": None, "results": [{"id": 2}]}, complete_qs=True
+    )
+    assert hook.list_users() == [{"id": 1}, {"id": 2}]
+    assert page2.call_count == 1
+    assert other.call_count == 0  # the token never went to the foreign origin
+
+
+def test_paginate_refuses_foreign_next_without_api_path(hook, api):
+    other = api.get(requests_mock.ANY, json={"next": None, "results": [{"id": 2}]})
+    api.get(f"{BASE}/api/users/", json={"next": "https://evil.test/steal?page=2", "results": [{"id": 1}]})
     with pytest.raises(DataMasqueApiError, match="another host") as info:
         hook.list_users()
     assert "token" in str(info.value) and TOKEN not in str(info.value)

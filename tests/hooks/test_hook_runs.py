@@ -408,11 +408,13 @@ def test_read_timeout_on_start_finds_run(hook, api):
     assert len(calls(api, "POST", "/api/runs/")) == 1
 
 
-def test_lookup_failure_after_lost_response_propagates_without_resending(hook, api):
+def test_lookup_failure_after_lost_response_says_the_run_may_exist_without_resending(hook, api):
     api.post(RUNS, exc=LOST)
     api.get(RUNS, status_code=500, json={"detail": "db down"})
-    with pytest.raises(DataMasqueApiError, match="db down"):
+    with pytest.raises(DataMasqueTransportError, match="db down") as info:
         hook.start_run(connection=CONN_UUID, ruleset=RULESET_UUID, name="n")
+    assert "may have started" in str(info.value)
+    assert isinstance(info.value.__cause__, DataMasqueApiError)
     assert len(calls(api, "POST", "/api/runs/")) == 1
 
 

@@ -100,9 +100,10 @@ def test_start_run_lost_response_and_failing_lookup_raises_without_resending(
             path_pattern=f"^GET {RUNS}$",
         )
     )
-    with pytest.raises(DataMasqueApiError, match="HTTP 503") as info:
+    with pytest.raises(DataMasqueTransportError, match="may have started") as info:
         hook.start_run(connection=ids[0], ruleset=ids[1], name="nightly")
-    assert info.value.status == 503
+    assert "'nightly'" in str(info.value) and "HTTP 503" in str(info.value)
+    assert isinstance(info.value.__cause__, DataMasqueApiError) and info.value.__cause__.status == 503
     assert emu.runs_created == 1  # the one the lost answer was about; never a second
     assert emu.count_requests("POST", RUNS) == 1
     assert emu.count_requests("GET", RUNS) == 1 + FAST_RETRIES["max_retries"]  # the lookup was retried
