@@ -4,6 +4,8 @@ over, and after a timeout or on_kill cancels the run. Against the emulator, call
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +15,14 @@ from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
 
 from ._harness import (
     DataMasqueEmulator,
+    assert_lines_once,
     count_logged,
     in_thread,
     make_context,
     run_operator,
     served_log_lines,
+    task_source,
+    ti_states,
     wait_for,
     wait_run_status,
 )
@@ -100,6 +105,66 @@ def test_retry_streams_only_the_lines_the_earlier_try_missed(
     assert "from line" in second and "where the earlier try stopped" in second
     assert len(summaries(second)) == 1
     assert variables.store == {}, "the cursor is removed once the task has reported the run"
+
+
+@pytest.mark.parametrize("run_state_at_retry", ["active", "finished"])
+def test_retry_under_dag_test_resumes_from_the_cursor_variable(
+    dm_conn: DataMasqueEmulator,
+    dag_factory: Callable[..., Any],
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    run_state_at_retry: str,
+) -> None:
+    """Real Airflow Variables and a real retry: try 1 loses DataMasque mid-run (a 403 that is not
+    waited through), try 2 reattaches and logs only what try 1 had not, whether the run is still
+    active or already over by then."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+
+    real_get_run = DataMasqueHook.get_run
+    calls = {"n": 0}
+
+    def get_run_fails_once(self: DataMasqueHook, run_id: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise DataMasqueAuthError("DataMasque GET /api/runs/1/ failed with HTTP 403: denied", status=403)
+        return real_get_run(self, run_id)
+
+    monkeypatch.setattr(DataMasqueHook, "get_run", get_run_fails_once)
+    delay = 0.0 if run_state_at_retry == "active" else 3.0
+    dag = dag_factory(
+        [
+            task_source(
+                "mask",
+                "DataMasqueRunOperator",
+                task_id="mask",
+                source_connection="pg",
+                ruleset="rs",
+                run_name="nightly [emulator:log_lines=20]",
+                poll_interval=0.1,
+                deferrable=False,
+                retries=1,
+                retry_delay=timedelta(seconds=delay),
+            )
+        ]
+    )
+
+    dag_run = dag.test()
+    text = output(capfd)
+
+    assert ti_states(dag_run) == {"mask": "success"}
+    assert calls["n"] > 8, "try 1 should have failed while watching"
+    assert dm_conn.runs_created == 1
+    assert "where the earlier try stopped" in text
+    if run_state_at_retry == "finished":
+        assert "already finished finished: not masking again" in text
+    assert_lines_once(text, dm_conn, 1)
+    assert len(summaries(text)) == 1
+    with create_session() as session:
+        left = [v.key for v in session.query(Variable) if v.key.startswith("datamasque_run_cursor.")]
+    assert left == [], "the cursor Variable is removed once the task reported the run"
 
 
 def test_retry_without_a_cursor_streams_the_whole_log_and_says_so(
