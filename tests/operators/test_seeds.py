@@ -246,6 +246,9 @@ def test_a_partly_sent_non_seekable_source_is_not_resent(
     with pytest.raises(DataMasqueError, match="'seed_file' cannot be sent again: its source is not seekable"):
         DataMasqueHook().upload_seed("piped", _NonSeekable(CSV))  # type: ignore[arg-type]
     assert len(bodies) == 1 and CSV in bodies[0]
+    # Size unknown: sent chunked rather than with a guessed length.
+    headers = requests_mock.request_history[0].headers
+    assert headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in headers
 
 
 def test_a_source_that_shrinks_mid_upload_is_refused(tmp_path: Path) -> None:
