@@ -1,13 +1,17 @@
 """5. Report streaming: a 100 MB and a 1 GB SDD report to a local file, against ``curl -o``.
 
 ``DataMasqueSddReportOperator(run_id=..., destination="file://...").execute(context={})`` downloads
-the report from the (out-of-process) emulator while a thread samples this process's RSS; peak growth
-over the baseline is the memory the download needs. ``curl -o`` of the same URL with the same token
-runs right after, and throughput is reported as a ratio to it. Files are deleted afterwards.
+the report from the (out-of-process) emulator. In one untimed run a thread samples this process's
+RSS; peak growth over the baseline is the memory the download needs. The timed runs go without the
+sampler, as curl's do: three pairs of the operator and ``curl -o`` of the same URL with the same
+token (two for 1 GB), alternating which side goes first; the median times give the ratio. The
+first execute in the process is timed apart (on a 1 MB report), since it pays for imports once.
+Files are deleted afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -16,7 +20,7 @@ import time
 
 import requests
 
-from benchmarks._common import BenchOutput, RemoteEmulator, Result, RssSampler, mb
+from benchmarks._common import BenchOutput, RemoteEmulator, Result, RssSampler, mb, median
 
 GOAL_MB = 64.0
 GOAL_RATIO = 0.7
@@ -53,28 +57,73 @@ def run(quick: bool = False) -> BenchOutput:
     workdir = tempfile.mkdtemp(prefix="dm-bench-report-")
     try:
         with RemoteEmulator(run_seconds=0.01) as emu:
-            for size in sizes:
-                run_id = emu.call(
-                    "create_runs", names=[f"sdd [emulator:report_bytes={size}]"], durations=[0.01]
-                )[0]["id"]
+
+            def new_run(size: int) -> int:
+                run = emu.call("create_runs", names=[f"sdd [emulator:report_bytes={size}]"], durations=[0.01])
                 time.sleep(0.1)
+                return int(run[0]["id"])
+
+            def ours(run_id: int, path: str, rss: RssSampler | None = None) -> float:
+                operator = DataMasqueSddReportOperator(
+                    task_id=f"sdd_{run_id}", run_id=run_id, destination=f"file://{path}"
+                )
+                with rss or contextlib.nullcontext():
+                    start = time.perf_counter()
+                    operator.execute(context={})  # type: ignore[arg-type]
+                    return time.perf_counter() - start
+
+            # The first execute in a fresh process pays one-off costs (importing requests/urllib3,
+            # compiled from source when PYTHONDONTWRITEBYTECODE is set): report them on their own so
+            # the throughput rows compare streaming, not interpreter start-up.
+            first_path = os.path.join(workdir, "first.csv")
+            first_s = ours(new_run(1_000_000), first_path)
+            os.unlink(first_path)
+            output.results.append(
+                Result(
+                    "report_streaming",
+                    "first execute in a fresh process (1 MB report: imports, connection lookup, one GET)",
+                    "informational",
+                    f"{first_s * 1000:.0f} ms",
+                    None,
+                    "PYTHONDONTWRITEBYTECODE is set: imports compiled from source"
+                    if os.environ.get("PYTHONDONTWRITEBYTECODE")
+                    else "",
+                )
+            )
+            for size in sizes:
+                run_id = new_run(size)
                 ours_path = os.path.join(workdir, f"ours-{size}.csv")
                 ref_path = os.path.join(workdir, f"ref-{size}.csv")
                 url = f"{emu.url}/api/runs/{run_id}/sdd-report/"
-                operator = DataMasqueSddReportOperator(
-                    task_id=f"sdd_{size}", run_id=run_id, destination=f"file://{ours_path}"
-                )
-                with RssSampler(interval=0.005) as rss:
-                    start = time.perf_counter()
-                    operator.execute(context={})  # type: ignore[arg-type]
-                    ours_s = time.perf_counter() - start
-                ours_bytes = os.path.getsize(ours_path)
+                # Interleaved pairs and medians: other work on the 2 cores swings single runs a lot.
+                repeats = 3 if size <= 100_000_000 else 2
+                ours_times: list[float] = []
+                ref_times: list[float] = []
+                # Memory on its own, untimed run: the 5 ms sampling thread costs the download up to
+                # 3x its CPU at 1 GB (measured), so timed runs go without it, as curl's do.
+                rss = RssSampler(interval=0.005)
+                ours(run_id, ours_path, rss)
+                growth = rss.growth
                 os.unlink(ours_path)
-                ref_s = (_curl if have_curl else _requests_download)(url, emu.api_token, ref_path)
-                ref_bytes = os.path.getsize(ref_path)
-                os.unlink(ref_path)
+                ours_bytes = ref_bytes = 0
+                for index in range(repeats):
+                    # Alternate who goes first and flush the page cache before each download: the
+                    # first big write after a big delete pays for the kernel's cleanup (seen as
+                    # seconds of system time at 1 GB), which would otherwise always hit one side.
+                    for side in ("ours", "ref") if index % 2 == 0 else ("ref", "ours"):
+                        os.sync()
+                        if side == "ours":
+                            ours_times.append(ours(run_id, ours_path))
+                            ours_bytes = os.path.getsize(ours_path)
+                            os.unlink(ours_path)
+                        else:
+                            download = _curl if have_curl else _requests_download
+                            ref_times.append(download(url, emu.api_token, ref_path))
+                            ref_bytes = os.path.getsize(ref_path)
+                            os.unlink(ref_path)
                 raw_s = _requests_download(url, emu.api_token, ref_path)
                 os.unlink(ref_path)
+                ours_s, ref_s = median(ours_times), median(ref_times)
                 ours_rate, ref_rate = ours_bytes / ours_s, ref_bytes / ref_s
                 ratio = ours_rate / ref_rate
                 label = mb(size)
@@ -83,18 +132,19 @@ def run(quick: bool = False) -> BenchOutput:
                         "report_streaming",
                         f"{label} report: peak RSS growth during execute()",
                         f"< {GOAL_MB:.0f} MB",
-                        f"{rss.growth / 1e6:.1f} MB",
-                        rss.growth / 1e6 < GOAL_MB,
+                        f"{growth / 1e6:.1f} MB",
+                        growth / 1e6 < GOAL_MB,
                     )
                 )
                 output.results.append(
                     Result(
                         "report_streaming",
-                        f"{label} report: throughput vs {reference}",
+                        f"{label} report: throughput vs {reference} (median of {repeats} alternating pairs)",
                         f"ratio >= {GOAL_RATIO}",
                         f"{ours_rate / 1e6:.0f} MB/s vs {ref_rate / 1e6:.0f} MB/s, ratio {ratio:.2f}",
                         ratio >= GOAL_RATIO,
-                        f"{ours_bytes} bytes, identical size: {ours_bytes == ref_bytes}",
+                        f"{ours_bytes} bytes, identical size: {ours_bytes == ref_bytes}; ratios of the pairs: "
+                        + ", ".join(f"{r / o:.2f}" for o, r in zip(ours_times, ref_times, strict=True)),
                     )
                 )
                 output.results.append(
@@ -107,17 +157,16 @@ def run(quick: bool = False) -> BenchOutput:
                         None,
                     )
                 )
-                if rss.growth / 1e6 >= GOAL_MB:
+                if growth / 1e6 >= GOAL_MB:
                     output.misses.append(
-                        f"report_streaming {label}: peak RSS growth {rss.growth / 1e6:.1f} MB >= {GOAL_MB:.0f} MB."
+                        f"report_streaming {label}: peak RSS growth {growth / 1e6:.1f} MB >= {GOAL_MB:.0f} MB."
                     )
                 if ratio < GOAL_RATIO:
                     output.misses.append(
-                        f"report_streaming {label}: throughput ratio {ratio:.2f} < {GOAL_RATIO} against {reference}: "
-                        "see the 'bare requests stream' row: if it is as slow, the cost is requests/urllib3's "
-                        "per-chunk Python decoding (iter_content) plus the emulator sharing 2 cores with the "
-                        "client; reading response.raw with decode_content off into shutil.copyfileobj, or a "
-                        "larger chunk_size, would narrow it."
+                        f"report_streaming {label}: throughput ratio {ratio:.2f} < {GOAL_RATIO} against {reference}. "
+                        "The operator copies response.raw in 1 MiB blocks and matches a bare requests "
+                        "download (row above); the emulator generating the CSV in Python is the bottleneck "
+                        "for both, so the ratio mostly shows how the 2 shared cores were split during the run."
                     )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

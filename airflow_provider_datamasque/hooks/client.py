@@ -421,7 +421,7 @@ class DataMasqueClient:
             request_headers = dict(headers or {})
             if authenticated:
                 request_headers.update(self._auth_header())
-            _rewind(files)
+            _rewind(files, data)
             status: int | None = None
             retry_after: float | None = None
             try:
@@ -627,8 +627,14 @@ def _origin(url: str) -> str | None:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def _rewind(files: Mapping[str, Any] | None) -> None:
-    """Put upload streams back at the start so a replayed request sends the whole file."""
+def _rewind(files: Mapping[str, Any] | None, data: Any = None) -> None:
+    """Put upload streams back at the start so a replayed request sends the whole file.
+
+    A streamed body (``MultipartStream``) rewinds itself, and raises when it cannot be replayed.
+    """
+    rewind = getattr(data, "rewind", None)
+    if callable(rewind):
+        rewind()
     for value in (files or {}).values():
         stream = value[1] if isinstance(value, tuple) and len(value) > 1 else value
         seek = getattr(stream, "seek", None)

@@ -27,11 +27,24 @@ class SeedsMixin(ResourceMixin):
         filename: str | None = None,
         description: str | None = None,
     ) -> dict[str, Any]:
-        """Upload a seed CSV; a file object is streamed, not read into memory."""
-        data = {"name": name}
+        """Upload a seed CSV; a file object is streamed in chunks, never held in memory whole.
+
+        The body is sent with a Content-Length when the file is seekable (its size is known), else
+        chunked. A request replayed after a 429 or a re-login starts the file over; a non-seekable
+        source that was partly sent is refused rather than sent truncated.
+        """
+        import io
+
+        from airflow_provider_datamasque.hooks.multipart import MultipartStream
+
+        fields = {"name": name}
         if description:
-            data["description"] = description
+            fields["description"] = description
+        fileobj = io.BytesIO(content) if isinstance(content, bytes | bytearray) else content
+        body = MultipartStream(
+            fields, "seed_file", fileobj, filename=filename or name, content_type="text/csv"
+        )
         result: dict[str, Any] = self.client.request_json(
-            "POST", SEEDS_PATH, data=data, files={"seed_file": (filename or name, content, "text/csv")}
+            "POST", SEEDS_PATH, data=body, headers={"Content-Type": body.content_type}
         )
         return result

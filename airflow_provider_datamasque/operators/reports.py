@@ -127,12 +127,25 @@ class DataMasqueSddReportOperator(BaseOperator):
             ) from None
 
     def _chunks(self, run_id: str, response: Any, size: int) -> Iterator[bytes]:
-        """The body in chunks; a dropped download is a DataMasque error, not a storage one."""
-        import requests
+        """The body in ``size``-byte blocks; a dropped download is a DataMasque error, not a storage one.
 
+        Reads ``response.raw`` directly: ``iter_content`` adds a generator layer and, for a body
+        that is not compressed, a decode step that only copies. Content is decoded only when the
+        server sent a Content-Encoding, so what lands on storage is the CSV either way.
+        """
+        import requests
+        import urllib3
+
+        encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+        decode = encoding not in ("", "identity")
+        read = response.raw.read
         try:
-            yield from response.iter_content(size)
-        except requests.RequestException as exc:
+            while True:
+                chunk = read(size, decode_content=decode)
+                if not chunk:
+                    return
+                yield chunk
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
             raise DataMasqueTransportError(
                 f"Lost the connection to DataMasque while downloading the SDD report of run {run_id}: "
                 f"{type(exc).__name__}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -50,13 +52,16 @@ class RunWaitMixin:
         monitor.restore(state)
         return monitor
 
-    def _finish(self, monitor: RunMonitor, failure_message: str | None = None) -> None:
+    def _finish(
+        self, monitor: RunMonitor, failure_message: str | None = None, *, log_summary: bool = True
+    ) -> None:
         """Log the summary, then succeed, warn, or raise according to the run's final status."""
         from airflow_provider_datamasque.hooks.errors import DataMasqueRunError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
         status = RunStatus.parse(monitor.status)
-        self.log.info("%s", monitor.summary())
+        if log_summary:
+            self.log.info("%s", monitor.summary())
         if status == RunStatus.FINISHED:
             return
         if status == RunStatus.FINISHED_WITH_WARNINGS:
@@ -86,16 +91,20 @@ class RunWaitMixin:
             raise DataMasqueError(str(event.get("message") or "DataMasque trigger failed"))
         if event["status"] != "timeout":
             # Confirm with the server and log whatever the trigger had not yet logged.
-            for attempt in range(5):
-                try:
-                    monitor.poll()
-                    break
-                except DataMasqueError as exc:
-                    if not _transient(exc) or attempt == 4:
-                        raise
-                    self.log.warning("DataMasque unreachable confirming run %s: %s", monitor.run_id, exc)
-                    time.sleep(min(2.0**attempt, 10.0))
+            self._poll_once(monitor, "confirming")
         return monitor
+
+    def _poll_once(self, monitor: RunMonitor, doing: str) -> None:
+        """One complete poll, riding out a short DataMasque outage (five tries with backoff)."""
+        for attempt in range(5):
+            try:
+                monitor.poll()
+                return
+            except Exception as exc:
+                if not _transient(exc) or attempt == 4:
+                    raise
+                self.log.warning("DataMasque unreachable %s run %s: %s", doing, monitor.run_id, exc)
+                time.sleep(min(2.0**attempt, 10.0))
 
     def _cancel(self, run_id: int | None, reason: str) -> bool:
         """Best-effort cancel of a run the task is giving up on; says what happened."""
@@ -129,7 +138,9 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
     """Start a DataMasque masking run and, by default, wait for it, streaming its log.
 
     Exactly one run per task instance: a retry or rerun finds the run an earlier try started (by
-    its name) and reattaches to it, or reports it if it already finished successfully.
+    its name) and reattaches to it, or reports it if it already finished successfully, logging the
+    lines the earlier try had not (its log cursor is kept in an Airflow Variable while waiting).
+    A run cancelled on timeout or kill still gets its last log lines and summary logged.
 
     :param source_connection: DataMasque connection (name or UUID) to mask. Templated.
     :param ruleset: Ruleset (name or UUID). Templated.
@@ -158,6 +169,11 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
     operator_extra_links = (DataMasqueRunLink(),)
     ui_color = "#2d6cdf"
     ui_fgcolor = "#ffffff"
+    #: After cancelling its run (timeout, on_kill), wait up to this many seconds for the run to end
+    #: so its last log lines and the summary still reach the task log.
+    cancel_drain_seconds: float = 30.0
+    #: Save the log cursor for a later try at most this often while waiting (an Airflow Variable).
+    cursor_save_interval: float = 10.0
 
     def __init__(
         self,
@@ -195,6 +211,9 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         self.datamasque_conn_id = datamasque_conn_id
         self.run_id: int | None = None
         self._started_at: float | None = None
+        self._cursor_var: str | None = None
+        self._run_monitor: RunMonitor | None = None
+        self._final_logged = False
 
     # -- execute ----------------------------------------------------------------------------------
 
@@ -203,6 +222,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         from airflow_provider_datamasque.hooks.runs import validate_run_options
 
         self._started_at = time.time()
+        self._run_monitor, self._final_logged, self._cancelled = None, False, False
         options = validate_run_options(self.options)
         self._mask_options(options)
         for field in ("source_connection", "ruleset"):
@@ -218,6 +238,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         )
         run_name = self.run_name or self._default_run_name(context)
 
+        self._cursor_var = self._cursor_key(context)
         run = self._find_earlier_run(context, run_name, connection_id)
         if run is None:
             run = self._start(run_name, connection_id, ruleset_id, destination_id, options)
@@ -226,17 +247,44 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
 
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
-        if RunStatus.is_success(run.get("status")) and run.get("_reattached"):
+        reattached = bool(run.get("_reattached"))
+        if reattached and RunStatus.is_terminal(run.get("status")):
             self.log.info(
                 "DataMasque run %s already finished %s: not masking again.", self.run_id, run["status"]
             )
+            self._report_finished(self.run_id)
             return self.run_id
         if not self.wait_for_completion:
             return self.run_id
         if self.deferrable:
             self._defer(self.run_id)
-        self._wait(self.run_id)
+        self._wait(self.run_id, resume=reattached)
         return self.run_id
+
+    def _report_finished(self, run_id: int) -> None:
+        """A retry found its run already over: log what the earlier try did not, then judge it."""
+        monitor = self._resumed_monitor(run_id)
+        self._poll_once(monitor, "reading")
+        self._clear_cursor()
+        self._finish(monitor)
+
+    def _resumed_monitor(self, run_id: int) -> RunMonitor:
+        """A monitor for a run an earlier try watched, carrying on from that try's log cursor."""
+        state = self._load_cursor(run_id) if self.stream_logs else None
+        if self.stream_logs:
+            if state is None:
+                self.log.info(
+                    "No log cursor from an earlier try of this task for DataMasque run %s: streaming its "
+                    "whole log (lines an earlier try logged appear again).",
+                    run_id,
+                )
+            else:
+                self.log.info(
+                    "Streaming the log of DataMasque run %s from line %s, where the earlier try stopped.",
+                    run_id,
+                    state.get("cursor", {}).get("count", 0),
+                )
+        return self._monitor(run_id, state)
 
     def _mask_options(self, options: Mapping[str, Any]) -> None:
         from airflow.providers.common.compat.sdk import mask_secret
@@ -366,17 +414,22 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
             method_name="execute_complete",
         )
 
-    def _wait(self, run_id: int) -> None:
+    def _wait(self, run_id: int, *, resume: bool = False) -> None:
         from airflow_provider_datamasque.hooks.errors import DataMasqueError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
-        monitor = self._monitor(run_id)
+        monitor = self._resumed_monitor(run_id) if resume else self._monitor(run_id)
+        self._run_monitor = monitor
+        self._monitor_lock = threading.RLock()
         deadline = self._deadline()
         failures = 0
+        saved_at = time.monotonic()
+        saved_count = monitor.cursor.count
         try:
             while True:
                 try:
-                    monitor.poll()
+                    with self._monitor_lock:
+                        monitor.poll()
                     failures = 0
                 except DataMasqueError as exc:
                     if not _transient(exc):
@@ -385,6 +438,12 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                     self.log.warning("DataMasque unreachable while waiting for run %s: %s", run_id, exc)
                 if failures == 0 and RunStatus.is_terminal(monitor.status):
                     break
+                if (
+                    monitor.cursor.count != saved_count
+                    and time.monotonic() - saved_at >= self.cursor_save_interval
+                ):
+                    self._save_cursor(monitor)
+                    saved_at, saved_count = time.monotonic(), monitor.cursor.count
                 now = time.time()
                 if deadline is not None and now >= deadline:
                     self._timed_out(run_id)
@@ -396,13 +455,104 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
             if not isinstance(exc, DataMasqueError) and not getattr(self, "_cancelled", False):
                 # execution_timeout, SIGTERM, KeyboardInterrupt: do not leave the run behind.
                 self._cancelled = self._cancel(run_id, f"the task stopped waiting ({type(exc).__name__})")
+                if self._cancelled:
+                    self._drain_after_cancel()
+            if not self._final_logged:
+                # A later try reattaching to this run goes on from here instead of repeating lines.
+                self._save_cursor(monitor)
             raise
-        self._finish(monitor)
+        self._clear_cursor()
+        self._finish(monitor, log_summary=not self._final_logged)
+
+    def _drain_after_cancel(self) -> None:
+        """After cancelling, stream the run's last lines (up to cancelled) once, plus the summary.
+
+        Bounded by ``cancel_drain_seconds``; best effort: a failure here is logged and never
+        replaces the error the task is already failing with.
+        """
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
+        monitor = self._run_monitor
+        lock = getattr(self, "_monitor_lock", None)
+        if monitor is None or lock is None or self._final_logged:
+            return
+        try:
+            with lock:
+                if self._final_logged:
+                    return
+                give_up = time.monotonic() + self.cancel_drain_seconds
+                while True:
+                    monitor.poll()
+                    if RunStatus.is_terminal(monitor.status) or time.monotonic() >= give_up:
+                        break
+                    time.sleep(min(self.poll_interval, 1.0, max(0.0, give_up - time.monotonic())))
+                self._final_logged = True
+                self.log.info("%s", monitor.summary())
+                if not RunStatus.is_terminal(monitor.status):
+                    self.log.warning(
+                        "DataMasque run %s is still %s after %.0fs; later log lines are not in this task log.",
+                        monitor.run_id,
+                        monitor.status,
+                        self.cancel_drain_seconds,
+                    )
+        except BaseException as exc:  # best effort: the original failure goes on
+            self.log.warning(
+                "Could not stream the last log lines of cancelled DataMasque run %s: %s",
+                monitor.run_id,
+                f"{type(exc).__name__}: {exc}",
+            )
+
+    # -- the log cursor across tries ---------------------------------------------------------------
+
+    def _cursor_key(self, context: Context) -> str:
+        ti = context["ti"]
+        return (
+            f"datamasque_run_cursor.{ti.dag_id}.{ti.task_id}.{context['run_id']}."
+            f"{getattr(ti, 'map_index', -1)}"
+        )
+
+    def _load_cursor(self, run_id: int) -> dict[str, Any] | None:
+        """The log cursor an earlier try saved for ``run_id``, or None."""
+        if not self._cursor_var:
+            return None
+        try:
+            from airflow.providers.common.compat.sdk import Variable
+
+            raw = Variable.get(self._cursor_var, None)
+            state = json.loads(raw) if raw else None
+        except Exception as exc:
+            self.log.debug("Could not read the log cursor variable: %s", exc)
+            return None
+        if not isinstance(state, dict) or state.get("run_id") != run_id:
+            return None
+        return state
+
+    def _save_cursor(self, monitor: RunMonitor) -> None:
+        if not self._cursor_var or not self.stream_logs:
+            return
+        try:
+            from airflow.providers.common.compat.sdk import Variable
+
+            Variable.set(self._cursor_var, json.dumps({"run_id": monitor.run_id, **monitor.state()}))
+        except Exception as exc:  # A retry then streams the whole log; not worth failing for.
+            self.log.debug("Could not save the log cursor variable: %s", exc)
+
+    def _clear_cursor(self) -> None:
+        if not self._cursor_var or not self.stream_logs:
+            return
+        try:
+            from airflow.providers.common.compat.sdk import Variable
+
+            Variable.delete(self._cursor_var)
+        except Exception as exc:
+            self.log.debug("Could not delete the log cursor variable: %s", exc)
 
     def _timed_out(self, run_id: int) -> None:
         from airflow_provider_datamasque.hooks.errors import DataMasqueRunError
 
         self._cancelled = self._cancel(run_id, "the wait timed out")
+        if self._cancelled:
+            self._drain_after_cancel()
         limit = "timeout" if self.timeout is not None else "execution_timeout"
         raise DataMasqueRunError(
             f"Gave up waiting for DataMasque run {run_id} ({limit} reached); "
@@ -420,6 +570,8 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         monitor = self._complete_from_event(event)
         self.run_id = monitor.run_id
         if event and event.get("status") == "timeout":
+            self._run_monitor = monitor
+            self._monitor_lock = threading.RLock()
             self._timed_out(monitor.run_id)
         self._finish(monitor, failure_message=None)
         return monitor.run_id
@@ -427,6 +579,8 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
     def on_kill(self) -> None:
         if self.run_id is not None and not getattr(self, "_cancelled", False):
             self._cancelled = self._cancel(self.run_id, "the Airflow task was killed")
+            if self._cancelled:
+                self._drain_after_cancel()
 
 
 class DataMasqueCancelRunOperator(RunWaitMixin, BaseOperator):

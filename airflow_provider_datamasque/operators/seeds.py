@@ -22,7 +22,7 @@ def _is_bare_path(source: object) -> bool:
 
 
 class DataMasqueUploadSeedOperator(BaseOperator):
-    """Upload a seed file to DataMasque, streaming it so large seeds need no memory.
+    """Upload a seed file to DataMasque, streaming it in chunks so large seeds need no memory.
 
     Seeds are usually generated or curated upstream (a CSV in S3, a file next to the DAG); this
     operator moves them into DataMasque without the task holding the whole file.

@@ -11,7 +11,7 @@ from typing import Any
 
 import fsspec
 import pytest
-import requests
+import urllib3
 from airflow.providers.common.compat.sdk import AirflowSkipException
 
 from airflow_provider_datamasque.hooks.errors import (
@@ -64,14 +64,27 @@ def memory_fs() -> Iterator[Any]:
         fs.rm("/reports", recursive=True)
 
 
+class BrokenRaw:
+    """urllib3's raw body that dies after its first chunk, as a dropped connection does."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, amt: int, decode_content: bool = True) -> bytes:
+        self.reads += 1
+        if self.reads == 1:
+            return b"table_schema,table_name\n"
+        raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+
 class BrokenResponse:
     """A streamed response that dies after its first chunk."""
 
     encoding = "utf-8"
+    headers: dict[str, str] = {}
 
-    def iter_content(self, size: int) -> Iterator[bytes]:
-        yield b"table_schema,table_name\n"
-        raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    def __init__(self) -> None:
+        self.raw = BrokenRaw()
 
 
 def broken_hook(task: DataMasqueSddReportOperator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,6 +188,27 @@ def test_local_write_replaces_an_existing_file(mock_api: Any, tmp_path: Path) ->
     target.write_text("old")
     op(destination=str(target)).execute({})
     assert target.read_text() == CSV
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_report_is_written_decoded(mock_api: Any, tmp_path: Path, encoding: str) -> None:
+    import gzip
+    import zlib
+
+    packed = gzip.compress(CSV.encode()) if encoding == "gzip" else zlib.compress(CSV.encode())
+    mock_api.get(REPORT_URL, content=packed, headers={"Content-Encoding": encoding})
+    target = tmp_path / "report.csv"
+    op(destination=str(target), chunk_size=7).execute({})
+    assert target.read_text() == CSV
+
+
+def test_uncompressed_report_is_copied_in_chunk_size_blocks(mock_api: Any, tmp_path: Path) -> None:
+    body = b"x" * 100
+    mock_api.get(REPORT_URL, content=body)
+    task = op(destination=str(tmp_path / "r.csv"), chunk_size=30)
+    with task.hook.open_sdd_report(42) as response:
+        chunks = list(task._chunks("42", response, 30))
+    assert [len(c) for c in chunks] == [30, 30, 30, 10]
 
 
 def test_broken_download_leaves_nothing_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
