@@ -6,6 +6,7 @@ every ``dag.test()``) uses the same throw-away home and DAGs folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -65,3 +66,30 @@ def dm_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     with DataMasqueEmulator(run_seconds=1.0) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_DATAMASQUE_DEFAULT", emu.connection_json())
         yield emu
+
+
+def _stream_handlers() -> list[tuple[logging.Logger, logging.Handler]]:
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    return [(logger, handler) for logger in loggers for handler in logger.handlers]
+
+
+@pytest.fixture(autouse=True)
+def _drop_handlers_on_captured_streams() -> Iterator[None]:
+    """Remove console handlers a test added on pytest's per-test stdout/stderr.
+
+    Airflow 2.11 and 3.0's ``dag.test()`` add a ``StreamHandler(sys.stdout)`` to the task logger
+    once per process. Under ``capfd`` that stream is the test's capture file, closed when the test
+    ends, so every later test would log into a closed file ("I/O operation on closed file") and
+    lose its task log. Dropping the handler lets the next ``dag.test()`` add one on its own stdout.
+    """
+    before = {id(handler) for _, handler in _stream_handlers()}
+    yield
+    for logger, handler in _stream_handlers():
+        if (
+            id(handler) not in before
+            and type(handler) is logging.StreamHandler
+            and handler.stream not in (sys.__stdout__, sys.__stderr__)
+        ):
+            logger.removeHandler(handler)
