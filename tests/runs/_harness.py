@@ -189,11 +189,24 @@ def wait_run_status(
     )
 
 
+def executor_safeguard() -> Any:
+    """The class behind the "execute cannot be called outside the task runner" check."""
+    try:
+        from airflow.sdk.bases.operator import ExecutorSafeguard
+    except ImportError:  # Airflow 2
+        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[no-redef]
+    return ExecutorSafeguard
+
+
 def in_thread(func: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
     """Start ``func`` in a daemon thread; the dict gets ``result`` or ``error`` when it ends."""
     outcome: dict[str, Any] = {}
+    sentinel = getattr(executor_safeguard(), "_sentinel", None)
 
     def target() -> None:
+        # Airflow 2.11's safeguard keeps a thread-local that only the importing thread has set up.
+        if sentinel is not None and not hasattr(sentinel, "callers"):
+            sentinel.callers = {}
         try:
             outcome["result"] = func(*args, **kwargs)
         except BaseException as exc:
@@ -221,12 +234,17 @@ def served_log_lines(emu: DataMasqueEmulator, run_id: int) -> list[str]:
         hook.close()
 
 
-#: The level prefix of a log record: structlog's ``[info     ] `` (the task runner of Airflow 3.1+)
-#: or the stdlib format ``{file.py:12} INFO - `` (Airflow 2.11 and 3.0, and ``execute`` outside a runner).
-_LEVELS = (
-    r"(?:\[(?:debug|info|warning|error|critical)\s*\] "
-    r"|\{[^}\n]*\} (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) - )"
-)
+def level_prefix(level: str) -> str:
+    """Regex for the level prefix of a log record at ``level`` (a regex of level names).
+
+    Two formats reach the captured output: structlog's ``[info     ] `` (the task runner of
+    Airflow 3.1+) and the stdlib ``{file.py:12} INFO - `` (Airflow 2.11 and 3.0, and ``execute``
+    called outside a task runner).
+    """
+    return rf"(?:\[{level.lower()}\s*\] |\{{[^}}\n]*\}} {level.upper()} - )"
+
+
+_LEVELS = level_prefix("(?:debug|info|warning|error|critical)")
 
 
 def count_logged(output: str, texts: list[str]) -> Counter[str]:
@@ -275,12 +293,7 @@ def dm_conn(emu: DataMasqueEmulator, monkeypatch: pytest.MonkeyPatch) -> DataMas
 @pytest.fixture(autouse=True)
 def _executor_safeguard(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests call ``execute`` directly; do not warn that it ran outside the task runner."""
-    try:
-        from airflow.sdk.bases.operator import ExecutorSafeguard
-    except ImportError:  # Airflow 2
-        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[no-redef]
-
-    monkeypatch.setattr(ExecutorSafeguard, "test_mode", True)
+    monkeypatch.setattr(executor_safeguard(), "test_mode", True)
 
 
 @pytest.fixture(scope="session")
@@ -425,6 +438,7 @@ __all__ = [
     "emu",
     "ensure_db",
     "in_thread",
+    "level_prefix",
     "load_dag",
     "make_context",
     "run_operator",
