@@ -6,8 +6,10 @@ VENV ?= $(if $(filter 3.3.2,$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 UV := $(PYTHON) -m uv
-# Airflow 3.0 predates FastAPI 0.132's strict content-type default, which breaks its task runner.
-PINS_3.0 := fastapi<0.132
+# Airflow 3.0 predates FastAPI 0.132's strict content-type default, which breaks its task runner, and
+# universal-pathlib 0.3, which its ObjectStoragePath rejects ("detected protocol ... incompatible").
+# Each pin is quoted here: the recipe passes them on as they are.
+PINS_3.0 := "fastapi<0.132" "universal-pathlib<0.3"
 EXTRA_PINS ?= $(PINS_$(basename $(AIRFLOW_VERSION)))
 PYTEST_ARGS ?=
 
@@ -18,7 +20,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	@[ -x "$(PY)" ] || $(UV) venv -q --python $(PYTHON) $(VENV)
-	$(UV) pip install -q --python $(PY) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]" $(if $(EXTRA_PINS),"$(EXTRA_PINS)")
+	$(UV) pip install -q --python $(PY) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]" $(EXTRA_PINS)
 	@touch $(STAMP)
 
 lint: venv

@@ -6,6 +6,7 @@ every ``dag.test()``) uses the same throw-away home and DAGs folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -43,6 +44,10 @@ def ensure_airflow_db() -> None:
         env=os.environ.copy(),
     )
     _db_ready = True
+    # Airflow 2.11: DAG run notes refer to FAB's ab_user table; clearing a DAG run (dag.test() of the
+    # same logical date twice) needs that model loaded, as Airflow's webserver and CLI have it.
+    with contextlib.suppress(ImportError):
+        import airflow.providers.fab.auth_manager.models
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +70,11 @@ def dm_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     with DataMasqueEmulator(run_seconds=1.0) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_DATAMASQUE_DEFAULT", emu.connection_json())
         yield emu
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _task_logs_as_a_task_process_has_them() -> None:
+    """One masked copy of each task log record on stdout, on every supported Airflow line."""
+    from tests.airflow_logging import set_up_task_logging
+
+    set_up_task_logging()

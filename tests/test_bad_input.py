@@ -1,6 +1,7 @@
 """Bad input across the hook and every operator: the right error type, in words a DAG author gets.
 
-Each case runs against the real emulator. The table doubles as README's Troubleshooting section.
+Each case runs against the real emulator. README's Troubleshooting section has one row per case
+(what the user sees, the cause, the fix); the last test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -282,3 +283,21 @@ def test_bad_input(
 
 def test_there_are_at_least_25_cases() -> None:
     assert len(CASES) >= 25
+
+
+def _readme_troubleshooting_cases() -> list[str]:
+    """The first cell of each row of README's Troubleshooting table."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "\n## Troubleshooting\n" in readme, "README has no Troubleshooting section"
+    section = readme.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [row.split("|")[1].strip() for row in rows[1:]]  # rows[0] is the header
+
+
+def test_readme_troubleshooting_documents_every_case() -> None:
+    """Adding a bad-input case without a README row (or leaving a stale row) fails here."""
+    documented = _readme_troubleshooting_cases()
+    cases = [case[0] for case in CASES]
+    assert sorted(set(cases) - set(documented)) == [], "bad-input cases missing from README Troubleshooting"
+    assert sorted(set(documented) - set(cases)) == [], "README Troubleshooting rows with no bad-input case"
+    assert len(documented) == len(set(documented)), "a case is documented twice"

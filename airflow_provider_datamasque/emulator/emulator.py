@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -29,8 +30,11 @@ class DataMasqueEmulator:
         password: str = DEFAULT_PASSWORD,
         run_seconds: float = 5.0,
         seed: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context`` (a server-side context with a certificate loaded) serves HTTPS."""
         self.host = host
+        self.ssl_context = ssl_context
         self._requested_port = port
         self.username = username
         self.password = password
@@ -48,7 +52,7 @@ class DataMasqueEmulator:
         """Bind and serve in a daemon thread; returns self once the socket is listening."""
         if self._server is not None:
             return self
-        self._server = EmulatorHTTPServer((self.host, self._requested_port), self)
+        self._server = EmulatorHTTPServer((self.host, self._requested_port), self, self.ssl_context)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -90,7 +94,8 @@ class DataMasqueEmulator:
     @property
     def url(self) -> str:
         """Base URL without a trailing slash."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def api_token(self) -> str:
@@ -114,7 +119,7 @@ class DataMasqueEmulator:
         """An Airflow connection URI (``AIRFLOW_CONN_...`` value)."""
         return (
             f"datamasque://{quote(self.username, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/?scheme=http"
+            f"@{self.host}:{self.port}/?scheme={'https' if self.ssl_context is not None else 'http'}"
         )
 
     # ---- faults ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -41,12 +42,28 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], emulator: DataMasqueEmulator) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        emulator: DataMasqueEmulator,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.emulator = emulator
         self.connections_accepted = 0
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, EmulatorRequestHandler)
+        if ssl_context is not None:
+            # HTTPS: the handshake runs on the first read, in the connection's own thread.
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that refused our TLS certificate is expected (TLS tests), not a server bug."""
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:

@@ -80,6 +80,8 @@ def should_retry(
     may have been processed, so only requests that are safe to repeat are retried; a POST such as
     a run start never is (the caller resolves a lost answer instead).
     """
+    if error is not None and is_tls_failure(error):
+        return False  # a certificate that failed verification fails again on every retry
     if status == 429 or (error is not None and request_not_sent(error)):
         return True
     safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
@@ -105,6 +107,13 @@ def is_transport_error(error: BaseException) -> bool:
     import requests
 
     return isinstance(error, requests.ConnectionError | requests.Timeout | DataMasqueTransportError)
+
+
+def is_tls_failure(error: BaseException) -> bool:
+    """The TLS handshake failed (certificate verification, protocol mismatch)."""
+    import requests
+
+    return isinstance(error, requests.exceptions.SSLError)
 
 
 def request_not_sent(error: BaseException) -> bool:
@@ -435,6 +444,10 @@ class DataMasqueClient:
                     headers=request_headers,
                     timeout=(self.config.connect_timeout, self.config.read_timeout),
                     stream=stream,
+                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE or
+                    # CURL_CA_BUNDLE in the environment override session.verify (a CA bundle
+                    # path or False from verify_ssl would be silently ignored).
+                    verify=self.config.verify,
                 )
             except requests.RequestException as exc:
                 if attempt < max_retries and should_retry(method, error=exc, idempotent=idempotent):
@@ -451,10 +464,16 @@ class DataMasqueClient:
                     attempt += 1
                     time.sleep(wait)
                     continue
+                hint = (
+                    " The TLS handshake failed: when DataMasque's certificate is signed by a private CA, "
+                    "set the connection extra verify_ssl to the path of that CA's bundle."
+                    if is_tls_failure(exc)
+                    else ""
+                )
                 raise DataMasqueTransportError(
                     self.scrubber.scrub(
                         f"Could not reach DataMasque at {self.config.base_url} ({method} {_path_of(url)}): "
-                        f"{_exc_summary(exc)}"
+                        f"{_exc_summary(exc)}.{hint}"
                     )
                 ) from None
             status = response.status_code

@@ -16,6 +16,7 @@ from airflow_provider_datamasque.hooks.errors import (
     DataMasqueNotFoundError,
     DataMasqueTransportError,
 )
+from airflow_provider_datamasque.operators._storage import conn_id_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -30,7 +31,7 @@ def local_path_of(destination: object) -> str | None:
     """The local file path a destination names, or None when it is remote storage."""
     protocol = getattr(destination, "protocol", None)
     if protocol is not None:  # an ObjectStoragePath
-        if protocol in _LOCAL_PROTOCOLS and getattr(destination, "conn_id", None) is None:
+        if protocol in _LOCAL_PROTOCOLS and conn_id_of(destination) is None:
             return str(destination.path)  # type: ignore[attr-defined]
         return None
     text = os.fspath(destination) if isinstance(destination, os.PathLike) else str(destination)
@@ -215,7 +216,7 @@ class DataMasqueSddReportOperator(BaseOperator):
 
         destination = self.destination
         if isinstance(destination, ObjectStoragePath) and (
-            self.destination_conn_id is None or destination.conn_id == self.destination_conn_id
+            self.destination_conn_id is None or conn_id_of(destination) == self.destination_conn_id
         ):
             path = destination
         else:
@@ -225,7 +226,8 @@ class DataMasqueSddReportOperator(BaseOperator):
                 raise DataMasqueConfigError(
                     f"SDD report destination {str(destination)!r} is not a usable path or URI: {exc}"
                 ) from None
-        uri = str(path)
+        # The URI as the DAG gave it: Airflow 2.11 prints some paths differently (memory:///x).
+        uri = destination if isinstance(destination, str) else str(path)
         opener, remover = self._storage_io(path, uri)
         written = 0
         try:

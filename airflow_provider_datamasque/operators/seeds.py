@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError, DataMasqueError
+from airflow_provider_datamasque.operators._storage import conn_id_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -66,11 +67,15 @@ class DataMasqueUploadSeedOperator(BaseOperator):
         try:
             storage.fs  # noqa: B018 - raises ValueError when no Airflow provider serves the scheme
         except ValueError:
-            if storage.conn_id:
+            if conn_id_of(storage):
                 raise
             import fsspec
 
-            fs, path = fsspec.core.url_to_fs(str(storage))
+            try:
+                fs, path = fsspec.core.url_to_fs(str(storage))
+            except (ImportError, ValueError) as exc:
+                # DataMasqueConfigError is not an OSError: execute() passes it through as it is.
+                raise DataMasqueConfigError(f"unsupported storage ({exc})") from None
             return fs.open(path, "rb")  # type: ignore[no-any-return]
         return storage.open("rb")  # type: ignore[no-any-return]
 
@@ -97,7 +102,12 @@ class DataMasqueUploadSeedOperator(BaseOperator):
                         f"Seed {self.name!r}: source {str(source)!r} is not a usable path or URI: {exc}"
                     ) from None
                 filename = storage.name
-                fileobj = self._open_storage(storage)
+                try:
+                    fileobj = self._open_storage(storage)
+                except DataMasqueConfigError as exc:
+                    raise DataMasqueConfigError(
+                        f"Seed {self.name!r}: source {str(source)!r}: {exc}"
+                    ) from None
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise DataMasqueConfigError(
                 f"Seed {self.name!r}: source {str(source)!r} does not exist or is not a file "

@@ -21,6 +21,7 @@ from ._harness import (
     assert_lines_once,
     count_logged,
     in_thread,
+    level_prefix,
     make_context,
     run_operator,
     served_log_lines,
@@ -102,7 +103,7 @@ def test_warnings_run_succeeds_with_a_warning(
     assert run_operator(operator(run_name="[emulator:warnings]"), make_context()) == 1
     text = output(capfd)
     assert dm_conn.get_run(1)["status"] == "finished_with_warnings"
-    assert re.search(r"\[warning\s*\] DataMasque run 1 finished with warnings", text)
+    assert re.search(level_prefix("warning") + "DataMasque run 1 finished with warnings", text)
     lines = assert_lines_once(text, dm_conn, 1)
     assert sum("WARNING:" in line for line in lines) == 2
 
