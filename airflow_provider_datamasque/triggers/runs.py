@@ -1,14 +1,17 @@
 """``DataMasqueRunTrigger``: waits for a masking run in the triggerer, streaming its log lines.
 
-HTTP calls run in a worker thread (``asyncio.to_thread``) through the same hook the worker uses,
-so retries, re-login and error mapping are shared, the event loop never blocks on a socket, and
-the connection is read off the loop (as Airflow 3's triggerer requires). ``benchmarks/`` measures
-this against a native-async client.
+HTTP runs natively on the event loop (aiohttp, ``hooks.async_client``) with the request building,
+retries, re-login and error mapping the worker's hook uses, and one shared session and login per
+connection for all triggers in the triggerer. Only reading the Airflow connection happens in a
+worker thread (Airflow 3's triggerer forbids sync connection reads on the loop).
+``benchmarks/many_triggers.py`` measures this design against polling through the sync hook in
+``asyncio.to_thread``; see ``benchmarks/RESULTS.md`` for why it won.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+    from airflow_provider_datamasque.hooks.client import ClientConfig
     from airflow_provider_datamasque.monitor import RunMonitor
 
 
@@ -72,17 +75,16 @@ class DataMasqueRunTrigger(BaseTrigger):
         payload.update(extra)
         return TriggerEvent(payload)
 
-    def _make_monitor(self) -> RunMonitor:
+    def _read_config(self) -> ClientConfig:
+        """The connection's client settings; reads the Airflow connection, so call it off the loop."""
         from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
-        from airflow_provider_datamasque.monitor import RunMonitor
 
-        hook: DataMasqueHook = DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id)
-        hook.client  # noqa: B018 - reads the Airflow connection here, off the event loop
-        monitor = RunMonitor(hook, self.run_id, self.log, stream_logs=self.stream_logs)
-        monitor.restore(self.monitor_state)
-        return monitor
+        return DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id).config
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        from airflow_provider_datamasque.hooks.async_client import acquire_client, release_client
         from airflow_provider_datamasque.hooks.client import is_transient
         from airflow_provider_datamasque.hooks.errors import (
             DataMasqueApiError,
@@ -91,17 +93,25 @@ class DataMasqueRunTrigger(BaseTrigger):
             DataMasqueTransportError,
         )
         from airflow_provider_datamasque.hooks.runs import RunStatus
+        from airflow_provider_datamasque.monitor import RunMonitor
 
         try:
-            monitor = await asyncio.to_thread(self._make_monitor)
+            config = await asyncio.to_thread(self._read_config)
         except DataMasqueError as exc:
             yield self._event("error", None, f"Cannot watch DataMasque run {self.run_id}: {exc}")
             return
+        client = acquire_client(config, mask_secret=mask_secret)
+        monitor = RunMonitor(None, self.run_id, self.log, stream_logs=self.stream_logs)
+        monitor.restore(self.monitor_state)
         failures = 0
         try:
+            if client.users > 1:
+                # Triggers started together (a backfill, a big DAG) would poll in lock-step; put
+                # this one's first poll at a random point of the interval. A lone trigger polls at once.
+                await asyncio.sleep(self._first_delay())
             while True:
                 try:
-                    entries = await asyncio.to_thread(monitor.fetch)
+                    entries = await monitor.fetch_async(client)
                     failures = 0
                 except DataMasqueNotFoundError as exc:
                     yield self._event("error", monitor, f"DataMasque run {self.run_id} not found: {exc}")
@@ -112,7 +122,7 @@ class DataMasqueRunTrigger(BaseTrigger):
                             "error", monitor, f"Watching DataMasque run {self.run_id} failed: {exc}"
                         )
                         return
-                    # Ride out outages: the hook already retried; keep waiting with backoff.
+                    # Ride out outages: the client already retried; keep waiting with backoff.
                     failures += 1
                     wait = min(self.poll_interval, 2.0 ** min(failures, 6))
                     self.log.warning(
@@ -122,7 +132,8 @@ class DataMasqueRunTrigger(BaseTrigger):
                         wait,
                     )
                     entries = None
-                monitor.emit(entries or [])
+                if entries:
+                    monitor.emit(entries)
                 if entries is not None and RunStatus.is_terminal(monitor.status):
                     status = monitor.status
                     if RunStatus.is_success(status):
@@ -145,4 +156,10 @@ class DataMasqueRunTrigger(BaseTrigger):
                 )
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
         finally:
-            monitor.hook.close()  # type: ignore[attr-defined]
+            await release_client(client)
+
+    def _first_delay(self) -> float:
+        delay = random.uniform(0, self.poll_interval)
+        if self.end_time is not None:
+            delay = min(delay, max(0.0, self.end_time - time.time()))
+        return delay
