@@ -128,10 +128,11 @@ class AsyncDataMasqueClient(ClientCore):
         session = await self._ensure_session()
         while True:
             token = None
-            request_headers = dict(headers) if headers else {}
+            request_headers = headers
             if authenticated:
                 token = self._token if self._token is not None else await self.login()
-                request_headers.update(self._auth_value(token))
+                auth = self._auth_value(token)
+                request_headers = {**headers, **auth} if headers else auth
             try:
                 async with session.request(
                     method, attempts.url, json=json_body, headers=request_headers

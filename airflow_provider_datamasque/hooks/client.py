@@ -355,6 +355,7 @@ class ClientCore:
         self._mask_secret = mask_secret
         self._token: str | None = config.api_token
         self._token_from_login = False
+        self._auth_cache: tuple[str, dict[str, str]] | None = None
         self.scrubber = SecretScrubber()
         self._remember_secret(config.password, config.api_token)
         if config.verify is False:
@@ -400,7 +401,11 @@ class ClientCore:
         )
 
     def _auth_value(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Token {token}"}
+        """The Authorization header for ``token``; one dict per token, not one per request."""
+        cached = self._auth_cache
+        if cached is None or cached[0] != token:
+            cached = self._auth_cache = (token, {"Authorization": f"Token {token}"})
+        return cached[1]
 
     # -- login ------------------------------------------------------------------------------------
 

@@ -136,7 +136,7 @@ def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogCursor:
     """Where the reader of a run log got to: entries seen, and the byte offset after the last one.
 
@@ -234,7 +234,9 @@ def parse_log_tail(
         new.append(obj)
         pos = end_pos
         consumed = pos
-    offset = base + max(start, 0) + len(text[:consumed].encode("utf-8")) if consumed else cursor.offset
+    if not new:
+        return new, cursor  # nothing new: keep the cursor object (one less allocation per idle poll)
+    offset = base + max(start, 0) + len(text[:consumed].encode("utf-8"))
     return new, LogCursor(cursor.count + len(new), offset)
 
 

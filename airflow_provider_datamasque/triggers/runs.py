@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 if TYPE_CHECKING:
     from airflow_provider_datamasque.hooks.client import ClientConfig
     from airflow_provider_datamasque.monitor import RunMonitor
+
+
+#: Connection reads in flight, per event loop and connection id. Triggers that start together (a
+#: triggerer picking up hundreds at once) wait for one read instead of queueing hundreds of threads;
+#: nothing is kept once the read is done, so an edited connection is seen by the next trigger.
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[ClientConfig]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DataMasqueRunTrigger(BaseTrigger):
@@ -75,6 +84,17 @@ class DataMasqueRunTrigger(BaseTrigger):
         payload.update(extra)
         return TriggerEvent(payload)
 
+    async def _config(self) -> ClientConfig:
+        """The connection's settings, read in a worker thread (shared with triggers reading it now)."""
+        loop = asyncio.get_running_loop()
+        pending = _reads.setdefault(loop, {})
+        conn_id = self.datamasque_conn_id
+        read = pending.get(conn_id)
+        if read is None:
+            read = pending[conn_id] = asyncio.ensure_future(asyncio.to_thread(self._read_config))
+            read.add_done_callback(lambda _: pending.pop(conn_id, None))
+        return await asyncio.shield(read)
+
     def _read_config(self) -> ClientConfig:
         """The connection's client settings; reads the Airflow connection, so call it off the loop."""
         from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
@@ -96,7 +116,7 @@ class DataMasqueRunTrigger(BaseTrigger):
         from airflow_provider_datamasque.monitor import RunMonitor
 
         try:
-            config = await asyncio.to_thread(self._read_config)
+            config = await self._config()
         except DataMasqueError as exc:
             yield self._event("error", None, f"Cannot watch DataMasque run {self.run_id}: {exc}")
             return

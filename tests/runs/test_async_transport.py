@@ -118,7 +118,7 @@ def test_401_relogs_in_once_for_every_user_of_the_shared_client(dm_conn: DataMas
     assert requests_to(emu, run_id) == 6  # 4 answered + 2 refused and replayed
 
 
-def test_two_triggers_share_one_session_closed_after_the_last(
+def test_two_triggers_share_one_connection_read_session_and_login(
     dm_conn: DataMasqueEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emu = dm_conn
@@ -131,6 +131,14 @@ def test_two_triggers_share_one_session_closed_after_the_last(
         return client
 
     monkeypatch.setattr(async_client, "acquire_client", recording_acquire)
+    reads: list[str] = []
+    read_config = DataMasqueRunTrigger._read_config
+
+    def counting_read(self: DataMasqueRunTrigger) -> ClientConfig:
+        reads.append(self.datamasque_conn_id)
+        return read_config(self)
+
+    monkeypatch.setattr(DataMasqueRunTrigger, "_read_config", counting_read)
     logins_before = emu.count_requests("POST", LOGIN)
 
     async def main() -> tuple[dict[str, Any], dict[str, Any], bool]:
@@ -158,6 +166,7 @@ def test_two_triggers_share_one_session_closed_after_the_last(
     assert open_after_first
     assert handed_out[0].closed and handed_out[0].users == 0
     assert emu.count_requests("POST", LOGIN) == logins_before + 1  # one login for both triggers
+    assert reads == ["datamasque_default"]  # started together: one connection read for both
     assert not any(async_client._shared.values())  # the registry forgot the closed client
 
 
