@@ -1,8 +1,11 @@
 """The one place that builds DataMasque requests and parses their responses.
 
-``DataMasqueClient`` owns a pooled ``requests.Session``, the auth token, the retry policy and the
-error mapping. The per-resource parts of the hook (``runs``, ``rulesets``, ``connections``, ...)
-only say *what* to call; operators, sensor and trigger all go through this class.
+``ClientCore`` holds what does not depend on the HTTP library: URLs, the auth token and login
+answer, secret scrubbing and the answer -> data/error mapping; ``Attempts`` makes the retry and
+401 re-login decisions (``should_retry``, ``RetryPolicy``, ``Retry-After``). Two thin transports
+drive them: ``DataMasqueClient`` here (a pooled ``requests.Session``, for operators, sensor and
+hook) and ``hooks.async_client.AsyncDataMasqueClient`` (aiohttp, for the trigger). The
+per-resource parts of the hook (``runs``, ``rulesets``, ``connections``, ...) only say *what* to call.
 """
 
 from __future__ import annotations
