@@ -52,6 +52,7 @@ class AsyncDataMasqueClient(ClientCore):
         self._masked: set[str] = set()
         super().__init__(config, mask_secret=mask_secret)
         self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._login_lock = asyncio.Lock()
         self.users = 0
 
@@ -67,18 +68,19 @@ class AsyncDataMasqueClient(ClientCore):
             loop.run_in_executor(None, self._mask_secret, value)
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            ssl_setting: ssl.SSLContext | bool = self.config.verify is not False
-            if isinstance(self.config.verify, str):
-                # Reading a CA bundle is file I/O: keep it off the loop.
-                ssl_setting = await asyncio.to_thread(_ssl_context, self.config.verify)
-            connector = aiohttp.TCPConnector(limit=POOL_LIMIT, ssl=ssl_setting)
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
-            )
+        if self._session is not None and not self._session.closed:
+            return self._session
+        ssl_setting: ssl.SSLContext | bool = self.config.verify is not False
+        if isinstance(self.config.verify, str):
+            if self._ssl is None:  # reading a CA bundle is file I/O: keep it off the loop
+                self._ssl = await asyncio.to_thread(_ssl_context, self.config.verify)
+            ssl_setting = self._ssl
+        if self._session is None or self._session.closed:  # another user may have made it meanwhile
             self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=timeout,
+                connector=aiohttp.TCPConnector(limit=POOL_LIMIT, ssl=ssl_setting),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
+                ),
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as requests honours them
