@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import astuple
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -26,6 +26,8 @@ from airflow_provider_datamasque.hooks.runs import LogCursor, run_log_from_reply
 
 if TYPE_CHECKING:
     import ssl
+
+T = TypeVar("T")
 
 #: Most sockets one shared session opens to a DataMasque instance; more polls queue for a socket.
 POOL_LIMIT = 64
@@ -50,6 +52,7 @@ class AsyncDataMasqueClient(ClientCore):
 
     def __init__(self, config: ClientConfig, *, mask_secret: Callable[[str], None] | None = None) -> None:
         self._masked: set[str] = set()
+        self._background: set[asyncio.Future[None]] = set()
         super().__init__(config, mask_secret=mask_secret)
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -57,15 +60,17 @@ class AsyncDataMasqueClient(ClientCore):
         self.users = 0
 
     def _remember_secret(self, *values: str | None) -> None:
-        """Scrub at once; register with Airflow's masker in a worker thread (it may do sync I/O)."""
+        """Scrub at once; register with Airflow's masker off the loop (on Airflow 3 it messages the
+        triggerer's supervisor)."""
         self.scrubber.add(*values)
         new = [value for value in values if value and value not in self._masked]
         if self._mask_secret is None or not new:
             return
         self._masked.update(new)
-        loop = asyncio.get_running_loop()
         for value in new:
-            loop.run_in_executor(None, self._mask_secret, value)
+            task = asyncio.ensure_future(off_loop(self._mask_secret, value))
+            self._background.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._background.discard)
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is not None and not self._session.closed:
@@ -170,6 +175,19 @@ class AsyncDataMasqueClient(ClientCore):
         path, headers = run_log_request(run_id, cursor)
         reply = await self.request("GET", path, headers=headers, check=False)
         return run_log_from_reply(self, reply, path, cursor, final=final)
+
+
+def off_loop(func: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """Run a sync call that may use Airflow's APIs (a connection read, secret masking) in a thread.
+
+    asgiref's ``sync_to_async``, not ``asyncio.to_thread``: Airflow 3's triggerer answers such calls
+    through a channel owned by the event loop, and only asgiref's thread hands them back to that loop
+    (from a plain thread they run on a second loop and the triggerer dies with "Response read out of
+    order"). It is what Airflow's own triggers use; asgiref ships with Airflow 2 and 3.
+    """
+    from asgiref.sync import sync_to_async
+
+    return sync_to_async(func)(*args)
 
 
 def _ssl_context(cafile: str) -> ssl.SSLContext:

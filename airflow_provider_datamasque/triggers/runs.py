@@ -3,7 +3,8 @@
 HTTP runs natively on the event loop (aiohttp, ``hooks.async_client``) with the request building,
 retries, re-login and error mapping the worker's hook uses, and one shared session and login per
 connection for all triggers in the triggerer. Only reading the Airflow connection happens in a
-worker thread (Airflow 3's triggerer forbids sync connection reads on the loop).
+worker thread (Airflow 3's triggerer forbids sync connection reads on the loop), through asgiref's
+``sync_to_async`` as Airflow 3.0's triggerer needs (see ``hooks.async_client.off_loop``).
 ``benchmarks/many_triggers.py`` measures this design against polling through the sync hook in
 ``asyncio.to_thread``; see ``benchmarks/RESULTS.md`` for why it won.
 """
@@ -86,12 +87,14 @@ class DataMasqueRunTrigger(BaseTrigger):
 
     async def _config(self) -> ClientConfig:
         """The connection's settings, read in a worker thread (shared with triggers reading it now)."""
+        from airflow_provider_datamasque.hooks.async_client import off_loop
+
         loop = asyncio.get_running_loop()
         pending = _reads.setdefault(loop, {})
         conn_id = self.datamasque_conn_id
         read = pending.get(conn_id)
         if read is None:
-            read = pending[conn_id] = asyncio.ensure_future(asyncio.to_thread(self._read_config))
+            read = pending[conn_id] = asyncio.ensure_future(off_loop(self._read_config))
             read.add_done_callback(lambda _: pending.pop(conn_id, None))
         return await asyncio.shield(read)
 
