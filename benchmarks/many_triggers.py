@@ -202,13 +202,16 @@ def scenario(design: str, n: int, poll_interval: float, spread: float, first_end
             watchers = _watchers(design, created, poll_interval)
             lateness: list[tuple[float, float]] = []
 
+            # Generous: thread offload at N=1000 needs 75-80 s on 2 cores.
+            time_limit = first_end + spread + 60 * poll_interval + 60
+
             async def main() -> list[Any]:
                 stop = asyncio.Event()
                 ticker = asyncio.create_task(_ticker(stop, lateness))
                 try:
                     return await asyncio.wait_for(
                         asyncio.gather(*(watch() for watch in watchers), return_exceptions=True),
-                        timeout=first_end + spread + 20 * poll_interval + 30,
+                        timeout=time_limit,
                     )
                 finally:
                     stop.set()
