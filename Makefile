@@ -44,8 +44,9 @@ demo: venv
 e2e: venv
 	$(PY) scripts/e2e.py
 
-## make bench: every benchmark; rewrites benchmarks/RESULTS.md.
+## make bench: every benchmark; rewrites benchmarks/RESULTS.md (installs the `bench` extra first).
 bench: venv
+	$(UV) pip install -q --python $(PY) -e ".[test,bench]" "apache-airflow==$(AIRFLOW_VERSION)" $(if $(EXTRA_PINS),"$(EXTRA_PINS)")
 	$(PY) -m benchmarks.run
 
 clean:

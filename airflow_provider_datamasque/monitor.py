@@ -23,6 +23,7 @@ from airflow_provider_datamasque.hooks.runs import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_datamasque.hooks.async_client import AsyncDataMasqueClient
     from airflow_provider_datamasque.hooks.runs import RunsMixin
 
 #: Events a trigger may send; anything else fails the task (fail closed).
@@ -33,7 +34,7 @@ EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"
 class RunMonitor:
     """Polls one run; each call to :meth:`poll` logs only log entries not logged before."""
 
-    hook: RunsMixin
+    hook: RunsMixin | None  # None when only fetch_async is used (the trigger)
     run_id: int
     log: Any  # a logging.Logger, or the structlog logger Airflow 3 gives tasks and triggers
     stream_logs: bool = True
@@ -56,10 +57,22 @@ class RunMonitor:
 
         Status is read before the log, so once the status is terminal the log read is complete.
         """
+        if self.hook is None:
+            raise TypeError("RunMonitor without a hook reads through fetch_async")
         self.run = self.hook.get_run(self.run_id)
         if not self.stream_logs:
             return []
         entries, self.cursor = self.hook.get_run_log_since(
+            self.run_id, self.cursor, final=RunStatus.is_terminal(self.status)
+        )
+        return entries
+
+    async def fetch_async(self, reader: AsyncDataMasqueClient) -> list[Any]:
+        """:meth:`fetch` over the async transport (the trigger's), with the same cursor and order."""
+        self.run = await reader.get_run(self.run_id)
+        if not self.stream_logs:
+            return []
+        entries, self.cursor = await reader.get_run_log_since(
             self.run_id, self.cursor, final=RunStatus.is_terminal(self.status)
         )
         return entries

@@ -1,11 +1,17 @@
-"""4. Watching many runs: N ``DataMasqueRunTrigger`` in one event loop, against a native-async poller.
+"""4. Watching many runs: N ``DataMasqueRunTrigger`` in one event loop, and the design it beat.
 
-N runs on N connections end at staggered times (each run gets its own duration in the emulator).
-All N watchers start together in one ``asyncio`` loop with a ticker task that sleeps 1 ms and records
-how late it wakes (the longest event-loop stall). The event delay is the time from the run's end
-(emulator ``end_time``) to the watcher's event. Memory per watcher is measured in a separate pass
-with ``tracemalloc`` (it would distort the timings). The same scenarios then run with
-``async_poller.watch_run`` (aiohttp on the loop). The trigger's logger is swapped for a WARNING-level
+Two designs for the trigger's I/O, both through the provider's own request/retry/parsing code:
+
+- ``async`` (shipped): ``DataMasqueRunTrigger`` as it is, aiohttp on the event loop, one shared
+  session and login per Airflow connection, first polls spread over the poll interval.
+- ``thread`` (the alternative, kept here only for the comparison): ``ThreadOffloadTrigger`` below,
+  the sync hook in ``asyncio.to_thread``, one hook and ``requests.Session`` per trigger.
+
+N runs end at staggered times (each run gets its own duration in the emulator). All N watchers
+start together in one ``asyncio`` loop with a ticker task that sleeps 1 ms and records how late it
+wakes (the longest event-loop stall). The event delay is the time from the run's end (emulator
+``end_time``) to the watcher's event. Memory per watcher is measured in a separate pass with
+``tracemalloc`` (it would distort the timings). The triggers' logger is swapped for a WARNING-level
 stdlib logger so log formatting is not what gets measured.
 """
 
@@ -18,12 +24,17 @@ import random
 import statistics
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import async_poller
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 from benchmarks._common import BenchOutput, RemoteEmulator, Result, RssSampler
+
+#: The shipped design first, then the alternative it is measured against.
+DESIGNS = ("async", "thread")
 
 GOAL_STALL_MS = 5.0
 GOAL_KB_PER_WATCHER = 100.0
@@ -45,6 +56,7 @@ class Scenario:
     missing: int
     wall: float
     connections: int
+    heap_gc_ms: float
     kb_per_watcher: float = float("nan")
 
     @property
@@ -87,10 +99,43 @@ class GcPauses:
         gc.callbacks.remove(self)
 
 
-def _trigger_watcher(run_id: int, poll_interval: float) -> Callable[[], Awaitable[float]]:
-    from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
+class ThreadOffloadTrigger(DataMasqueRunTrigger):
+    """The other design, for this comparison only: the sync hook's calls in ``asyncio.to_thread``.
 
-    trigger = DataMasqueRunTrigger(run_id, poll_interval=poll_interval, stream_logs=True)
+    One hook (with its own ``requests.Session``, pool and login) per trigger, built off the loop;
+    each poll is ``RunMonitor.fetch`` in the default executor, log lines emitted on the loop. This
+    is how the trigger worked before the native-async transport.
+    """
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+        from airflow_provider_datamasque.monitor import RunMonitor
+
+        def make_monitor() -> RunMonitor:
+            hook = DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id)
+            hook.client  # noqa: B018 - reads the Airflow connection off the loop
+            monitor = RunMonitor(hook, self.run_id, self.log, stream_logs=self.stream_logs)
+            monitor.restore(self.monitor_state)
+            return monitor
+
+        monitor = await asyncio.to_thread(make_monitor)
+        try:
+            while True:
+                monitor.emit(await asyncio.to_thread(monitor.fetch))
+                if RunStatus.is_terminal(monitor.status):
+                    outcome = "success" if RunStatus.is_success(monitor.status) else "failed"
+                    yield self._event(outcome, monitor, monitor.summary())
+                    return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            if isinstance(monitor.hook, DataMasqueHook):
+                monitor.hook.close()
+
+
+def _watcher(design: str, run_id: int, poll_interval: float) -> Callable[[], Coroutine[Any, Any, float]]:
+    cls = DataMasqueRunTrigger if design == "async" else ThreadOffloadTrigger
+    trigger = cls(run_id, poll_interval=poll_interval, stream_logs=True)
     trigger._log = logging.getLogger("benchmarks.trigger")  # type: ignore[assignment]
 
     async def watch() -> float:
@@ -103,24 +148,10 @@ def _trigger_watcher(run_id: int, poll_interval: float) -> Callable[[], Awaitabl
     return watch
 
 
-def _async_watcher(emu: RemoteEmulator, run_id: int, poll_interval: float) -> Callable[[], Awaitable[float]]:
-    async def watch() -> float:
-        result = await async_poller.watch_run(
-            emu.url, emu.info["username"], emu.info["password"], run_id, poll_interval
-        )
-        if result["status"] != "finished":
-            raise RuntimeError(f"run {run_id}: {result}")
-        return float(result["seen_at"])
-
-    return watch
-
-
 def _watchers(
-    design: str, emu: RemoteEmulator, created: list[dict[str, Any]], poll_interval: float
-) -> list[Callable[[], Awaitable[float]]]:
-    if design == "trigger":
-        return [_trigger_watcher(run["id"], poll_interval) for run in created]
-    return [_async_watcher(emu, run["id"], poll_interval) for run in created]
+    design: str, created: list[dict[str, Any]], poll_interval: float
+) -> list[Callable[[], Coroutine[Any, Any, float]]]:
+    return [_watcher(design, run["id"], poll_interval) for run in created]
 
 
 def memory_per_watcher(design: str, n: int, poll_interval: float) -> float:
@@ -136,7 +167,7 @@ def memory_per_watcher(design: str, n: int, poll_interval: float) -> float:
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
-        watchers = _watchers(design, emu, created, poll_interval)
+        watchers = _watchers(design, created, poll_interval)
 
         async def main() -> int:
             tasks = [asyncio.create_task(watch()) for watch in watchers]
@@ -164,10 +195,15 @@ def scenario(design: str, n: int, poll_interval: float, spread: float, first_end
         durations = [first_end + rng.uniform(0, spread) for _ in range(n)]
         created = emu.call("create_runs", names=[f"w{i}" for i in range(n)], durations=durations)
         connections_before = emu.connections_accepted()
-        gc.collect()
+        gc_start = time.perf_counter()
+        gc.collect()  # also the cost of one full GC pass over this process's heap, before any trigger
+        heap_gc_ms = (time.perf_counter() - gc_start) * 1e3
         with RssSampler(interval=0.02) as rss:
-            watchers = _watchers(design, emu, created, poll_interval)
+            watchers = _watchers(design, created, poll_interval)
             lateness: list[tuple[float, float]] = []
+
+            # Generous: thread offload at N=1000 needs 75-80 s on 2 cores.
+            time_limit = first_end + spread + 60 * poll_interval + 60
 
             async def main() -> list[Any]:
                 stop = asyncio.Event()
@@ -175,7 +211,7 @@ def scenario(design: str, n: int, poll_interval: float, spread: float, first_end
                 try:
                     return await asyncio.wait_for(
                         asyncio.gather(*(watch() for watch in watchers), return_exceptions=True),
-                        timeout=first_end + spread + 20 * poll_interval + 30,
+                        timeout=time_limit,
                     )
                 finally:
                     stop.set()
@@ -211,64 +247,121 @@ def scenario(design: str, n: int, poll_interval: float, spread: float, first_end
         missing=len(errors),
         wall=wall,
         connections=connections,
+        heap_gc_ms=heap_gc_ms,
     )
 
 
 def warm_up() -> None:
     """Import and initialise both designs' lazy parts once, so no measured scenario pays for them."""
-    for design in ("trigger", "aiohttp"):
+    for design in DESIGNS:
         scenario(design, 3, 0.2, 0.1, 0.3)
 
 
-def _winner(t: Scenario, a: Scenario) -> str:
-    parts = []
-    for label, tv, av in (
-        ("longest stall ms", t.max_stall_ms, a.max_stall_ms),
-        ("stall after start-up ms", t.steady_stall_ms, a.steady_stall_ms),
-        ("heap KB/watcher", t.kb_per_watcher, a.kb_per_watcher),
-        ("max delay s", t.max_delay, a.max_delay),
-    ):
-        parts.append(f"{label}: {'trigger' if tv <= av else 'aiohttp'} wins ({tv:.2f} vs {av:.2f})")
-    return "; ".join(parts)
+WHY = {
+    "longest stall ms": "with threads, the loop competes for the GIL with up to min(32, cpu+4) workers "
+    "driving requests (each may hold it for the 5 ms switch interval) and N hooks are built in one burst",
+    "stall after start-up ms": "steady polling on the loop is short callbacks; threads keep taking the GIL",
+    "heap KB/watcher": "one shared aiohttp session, pool and login per connection instead of a hook, "
+    "requests.Session, urllib3 pool and socket per trigger",
+    "max delay s": "polls never queue for the bounded default executor, which cannot clear N x 2 blocking "
+    "GETs per poll interval once N is large",
+}
+
+
+def _stall_cause(a: Scenario) -> str:
+    """Why the shipped design still stalled, from what was measured."""
+    loop_work = (
+        "What runs on the loop: start-up (N coroutines start at once; triggers on one connection share one "
+        "connection read in a worker thread and one login), JSON decoding and aiohttp bookkeeping for "
+        "every answer, and after any long pause the backlog of answers handled in one loop iteration. "
+        "On this 2-core machine the emulator and other processes also take the CPU, and the loop thread "
+        "is descheduled while they run."
+    )
+    if a.max_gc_ms < 0.5 * a.max_stall_ms:
+        return f"No long GC pause caused it. {loop_work}"
+    return (
+        f"Most of it is a full GC pass ({a.max_gc_ms:.0f} ms): one over this process's heap takes "
+        f"{a.heap_gc_ms:.0f} ms with no trigger running (Airflow's own objects), so any design stalls that "
+        "long whenever Python runs one; a process-wide gc.freeze() after start-up, the triggerer's call "
+        f"and not a provider's, would avoid it. {loop_work}"
+    )
+
+
+def _compare(a: Scenario, t: Scenario) -> list[tuple[str, bool, float, float]]:
+    """(figure, async won, async value, thread value); lower is better for every figure."""
+    figures = (
+        ("longest stall ms", a.max_stall_ms, t.max_stall_ms),
+        ("stall after start-up ms", a.steady_stall_ms, t.steady_stall_ms),
+        ("heap KB/watcher", a.kb_per_watcher, t.kb_per_watcher),
+        ("max delay s", a.max_delay, t.max_delay),
+    )
+    return [(label, av <= tv, av, tv) for label, av, tv in figures]
+
+
+def decision(by_key: dict[tuple[str, int], Scenario], sizes: list[int]) -> str:
+    """Which design won, figure by figure, and why: the record the issue asks for."""
+    lines = [
+        "Design choice: native async (shipped) vs thread offload (`ThreadOffloadTrigger`, benchmark only)."
+    ]
+    won: set[str] = set()
+    lost: list[str] = []
+    for n in sizes:
+        rows = _compare(by_key[("async", n)], by_key[("thread", n)])
+        lines.append(
+            f"N={n}: "
+            + "; ".join(
+                f"{label}: {'async' if ok else 'thread'} wins ({av:.2f} vs {tv:.2f})"
+                for label, ok, av, tv in rows
+            )
+        )
+        won.update(label for label, ok, _, _ in rows if ok)
+        lost.extend(f"{label} at N={n}" for label, ok, _, _ in rows if not ok)
+    verdict = "Native async won every figure" if not lost else f"Native async lost on {', '.join(lost)}"
+    reasons = "; ".join(f"{label}: {WHY[label]}" for label in WHY if label in won)
+    lines.append(f"{verdict}. Why: {reasons}." if reasons else f"{verdict}.")
+    return "\n\n".join(lines)
 
 
 def run(quick: bool = False) -> BenchOutput:
+    from airflow_provider_datamasque.hooks.async_client import POOL_LIMIT
+
     sizes = [50, 100] if quick else [200, 1000]
     poll_interval = 1.0 if quick else 2.0
     output = BenchOutput()
     logging.getLogger("benchmarks").setLevel(logging.WARNING)
     table = [
         "| design | N | max stall ms | p99 stall ms | max stall after start-up ms | longest GC pause ms "
+        "| full GC before the run ms "
         "| heap KB/watcher (tracemalloc) | RSS growth KB/watcher | median delay s | max delay s | missing "
         "| TCP conns | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key: dict[tuple[str, int], Scenario] = {}
     warm_up()
     for n in sizes:
         spread = 3.0 if quick else 5.0
         first_end = 3.0 if quick else (5.0 if n <= 200 else 8.0)
-        for design in ("trigger", "aiohttp"):
+        for design in DESIGNS:
             s = scenario(design, n, poll_interval, spread, first_end)
             s.kb_per_watcher = memory_per_watcher(design, n, poll_interval)
             by_key[(design, n)] = s
             table.append(
                 f"| {design} | {n} | {s.max_stall_ms:.1f} | {s.p99_stall_ms:.2f} | {s.steady_stall_ms:.1f} | "
-                f"{s.max_gc_ms:.1f} | {s.kb_per_watcher:.1f} | {s.rss_kb_per_watcher:.1f} | "
+                f"{s.max_gc_ms:.1f} | {s.heap_gc_ms:.1f} | {s.kb_per_watcher:.1f} | {s.rss_kb_per_watcher:.1f} | "
                 f"{s.median_delay:.2f} | {s.max_delay:.2f} | {s.missing} | {s.connections} | {s.wall:.1f} |"
             )
     goal_delay = GOAL_DELAY_INTERVALS * poll_interval
     for n in sizes:
-        t, a = by_key[("trigger", n)], by_key[("aiohttp", n)]
+        a, t = by_key[("async", n)], by_key[("thread", n)]
         output.results.append(
             Result(
                 "many_triggers",
-                f"N={n}: longest event-loop stall (trigger vs aiohttp)",
+                f"N={n}: longest event-loop stall (shipped async trigger vs thread offload)",
                 f"< {GOAL_STALL_MS:.0f} ms",
-                f"{t.max_stall_ms:.1f} ms (after start-up {t.steady_stall_ms:.1f}, p99 {t.p99_stall_ms:.2f}); "
-                f"aiohttp {a.max_stall_ms:.1f} ms (after start-up {a.steady_stall_ms:.1f}); "
-                f"ratio {t.max_stall_ms / a.max_stall_ms:.2f}",
-                t.max_stall_ms < GOAL_STALL_MS,
+                f"{a.max_stall_ms:.1f} ms (after start-up {a.steady_stall_ms:.1f}, p99 {a.p99_stall_ms:.2f}); "
+                f"thread offload {t.max_stall_ms:.1f} ms (after start-up {t.steady_stall_ms:.1f}, "
+                f"p99 {t.p99_stall_ms:.2f})",
+                a.max_stall_ms < GOAL_STALL_MS,
             )
         )
         ratio = t.kb_per_watcher / a.kb_per_watcher if a.kb_per_watcher > 0 else float("nan")
@@ -277,9 +370,9 @@ def run(quick: bool = False) -> BenchOutput:
                 "many_triggers",
                 f"N={n}: memory per trigger (Python heap, tracemalloc over {min(n, MEMORY_SAMPLE)} live watchers)",
                 f"< {GOAL_KB_PER_WATCHER:.0f} KB",
-                f"{t.kb_per_watcher:.1f} KB; aiohttp {a.kb_per_watcher:.1f} KB (ratio {ratio:.2f}); "
-                f"RSS growth during the timed run {t.rss_kb_per_watcher:.1f} vs {a.rss_kb_per_watcher:.1f} KB",
-                t.kb_per_watcher < GOAL_KB_PER_WATCHER,
+                f"{a.kb_per_watcher:.1f} KB; thread offload {t.kb_per_watcher:.1f} KB ({ratio:.1f}x); "
+                f"RSS growth during the timed run {a.rss_kb_per_watcher:.1f} vs {t.rss_kb_per_watcher:.1f} KB",
+                a.kb_per_watcher < GOAL_KB_PER_WATCHER,
             )
         )
         output.results.append(
@@ -287,33 +380,28 @@ def run(quick: bool = False) -> BenchOutput:
                 "many_triggers",
                 f"N={n}: run end -> event, max (median), poll {poll_interval:g} s",
                 f"< {goal_delay:g} s (2 poll intervals)",
-                f"{t.max_delay:.2f} s ({t.median_delay:.2f}); aiohttp {a.max_delay:.2f} s "
-                f"({a.median_delay:.2f}); missing {t.missing}/{a.missing}",
-                t.max_delay < goal_delay and t.missing == 0,
+                f"{a.max_delay:.2f} s ({a.median_delay:.2f}); thread offload {t.max_delay:.2f} s "
+                f"({t.median_delay:.2f}); missing {a.missing}/{t.missing}",
+                a.max_delay < goal_delay and a.missing == 0,
             )
         )
-        output.details.append(f"N={n}: {_winner(t, a)}")
-        if t.max_stall_ms >= GOAL_STALL_MS:
+        if a.max_stall_ms >= GOAL_STALL_MS:
             output.misses.append(
-                f"many_triggers N={n}: longest loop stall {t.max_stall_ms:.1f} ms (p99 {t.p99_stall_ms:.2f} ms, "
-                f"after start-up {t.steady_stall_ms:.1f} ms, longest GC pause {t.max_gc_ms:.1f} ms) "
-                f">= {GOAL_STALL_MS:.0f} ms; aiohttp {a.max_stall_ms:.1f} ms (after start-up "
-                f"{a.steady_stall_ms:.1f} ms). Cause: the loop thread competes for the GIL with the "
-                "to_thread workers (driving requests, parsing JSON; the GIL switch interval is 5 ms, so "
-                "each worker holding it can delay the loop by up to that); start-up builds N hooks and "
-                "sessions and logs in N times in one burst; GC passes over N watchers' objects run on "
-                "the loop thread. On this 2-core machine other processes also take the CPU."
+                f"many_triggers N={n}: longest loop stall {a.max_stall_ms:.1f} ms (p99 {a.p99_stall_ms:.2f} ms, "
+                f"after start-up {a.steady_stall_ms:.1f} ms, longest GC pause {a.max_gc_ms:.1f} ms) "
+                f">= {GOAL_STALL_MS:.0f} ms; thread offload {t.max_stall_ms:.1f} ms. {_stall_cause(a)}"
             )
-        if t.kb_per_watcher >= GOAL_KB_PER_WATCHER:
+        if a.kb_per_watcher >= GOAL_KB_PER_WATCHER:
             output.misses.append(
-                f"many_triggers N={n}: {t.kb_per_watcher:.0f} KB per trigger: each trigger owns a hook, "
-                "a requests.Session with its own urllib3 pool, and a kept-alive socket."
+                f"many_triggers N={n}: {a.kb_per_watcher:.0f} KB per trigger although triggers share "
+                "one session: the rest is each trigger's coroutine, monitor and last answers."
             )
-        if t.max_delay >= goal_delay or t.missing:
+        if a.max_delay >= goal_delay or a.missing:
             output.misses.append(
-                f"many_triggers N={n}: worst run end -> event {t.max_delay:.2f} s >= {goal_delay:g} s "
-                f"(missing {t.missing}). Cause: polls of N triggers queue for the default executor "
-                "(min(32, cpu+4) threads), so a round of N x 2 GETs can outlast the poll interval."
+                f"many_triggers N={n}: worst run end -> event {a.max_delay:.2f} s >= {goal_delay:g} s "
+                f"(missing {a.missing}). Cause: N x 2 GETs per poll interval share one pool of "
+                f"{POOL_LIMIT} sockets and the one emulator process, so a poll round can outlast the interval."
             )
+    output.details.append(decision(by_key, sizes))
     output.details.append("Per scenario (many_triggers):\n\n" + "\n".join(table))
     return output

@@ -1,8 +1,11 @@
 """The one place that builds DataMasque requests and parses their responses.
 
-``DataMasqueClient`` owns a pooled ``requests.Session``, the auth token, the retry policy and the
-error mapping. The per-resource parts of the hook (``runs``, ``rulesets``, ``connections``, ...)
-only say *what* to call; operators, sensor and trigger all go through this class.
+``ClientCore`` holds what does not depend on the HTTP library: URLs, the auth token and login
+answer, secret scrubbing and the answer -> data/error mapping; ``Attempts`` makes the retry and
+401 re-login decisions (``should_retry``, ``RetryPolicy``, ``Retry-After``). Two thin transports
+drive them: ``DataMasqueClient`` here (a pooled ``requests.Session``, for operators, sensor and
+hook) and ``hooks.async_client.AsyncDataMasqueClient`` (aiohttp, for the trigger). The
+per-resource parts of the hook (``runs``, ``rulesets``, ``connections``, ...) only say *what* to call.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 import logging
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_datamasque import __version__
@@ -104,16 +108,27 @@ def is_transient(error: BaseException) -> bool:
 
 
 def is_transport_error(error: BaseException) -> bool:
+    """True for "no (complete) answer": connection, timeout or broken-body errors of either transport."""
     import requests
 
-    return isinstance(error, requests.ConnectionError | requests.Timeout | DataMasqueTransportError)
+    if isinstance(error, requests.ConnectionError | requests.Timeout | DataMasqueTransportError):
+        return True
+    aiohttp = sys.modules.get("aiohttp")  # only loaded when the async transport is in use
+    if aiohttp is not None and isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return True
+    import asyncio
+
+    return isinstance(error, TimeoutError | asyncio.TimeoutError)
 
 
 def is_tls_failure(error: BaseException) -> bool:
-    """The TLS handshake failed (certificate verification, protocol mismatch)."""
+    """The TLS handshake failed (certificate verification, protocol mismatch), on either transport."""
     import requests
 
-    return isinstance(error, requests.exceptions.SSLError)
+    if isinstance(error, requests.exceptions.SSLError):
+        return True
+    aiohttp = sys.modules.get("aiohttp")
+    return aiohttp is not None and isinstance(error, aiohttp.ClientSSLError)
 
 
 def request_not_sent(error: BaseException) -> bool:
@@ -126,6 +141,14 @@ def request_not_sent(error: BaseException) -> bool:
         text = repr(error)
         return any(
             marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
+        )
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
+        if connect_timeout is not None and isinstance(error, connect_timeout):
+            return True
+        return isinstance(error, aiohttp.ClientConnectorError) and not isinstance(
+            error, aiohttp.ClientSSLError
         )
     return False
 
@@ -249,22 +272,130 @@ def describe_non_json(response: requests.Response, scrubber: SecretScrubber | No
     return f"DataMasque answered with {what} instead of JSON ({snippet!r}).{hint}"
 
 
-class DataMasqueClient:
-    """A DataMasque API session: pooled HTTP, token auth, retries, and error mapping."""
+class Reply(Protocol):
+    """What the shared response handling reads: a ``requests.Response`` or an ``AsyncReply``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def json(self) -> Any: ...
+
+
+class Attempts:
+    """The retry state of one request: decides, after each try, whether and when to try again.
+
+    Transport-neutral, so the sync (requests) and async (aiohttp) transports drive the same
+    predicate (``should_retry``), backoff (``RetryPolicy``), ``Retry-After`` handling and 401 rule.
+    """
+
+    __slots__ = (
+        "attempt",
+        "authenticated",
+        "client",
+        "idempotent",
+        "max_retries",
+        "method",
+        "relogged",
+        "url",
+    )
+
+    def __init__(
+        self,
+        client: ClientCore,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None,
+        authenticated: bool,
+        retries: int | None,
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.url = url
+        self.idempotent = idempotent
+        self.authenticated = authenticated
+        self.max_retries = client.config.retry.max_retries if retries is None else retries
+        self.attempt = 0
+        self.relogged = False
+
+    def after_error(self, exc: BaseException) -> float:
+        """Seconds to wait before the next try after ``exc``; raises when the request may not be repeated."""
+        if self.attempt < self.max_retries and should_retry(
+            self.method, error=exc, idempotent=self.idempotent
+        ):
+            wait = self.client.config.retry.delay(self.attempt)
+            self.attempt += 1
+            log.warning(
+                "DataMasque %s %s failed (%s); retry %d/%d in %.1fs",
+                self.method,
+                _path_of(self.url),
+                _exc_summary(exc),
+                self.attempt,
+                self.max_retries,
+                wait,
+            )
+            return wait
+        hint = (
+            " The TLS handshake failed: when DataMasque's certificate is signed by a private CA, "
+            "set the connection extra verify_ssl to the path of that CA's bundle."
+            if is_tls_failure(exc)
+            else ""
+        )
+        raise DataMasqueTransportError(
+            self.client.scrubber.scrub(
+                f"Could not reach DataMasque at {self.client.config.base_url} "
+                f"({self.method} {_path_of(self.url)}): {_exc_summary(exc)}.{hint}"
+            )
+        ) from None
+
+    def relogin(self, status: int) -> bool:
+        """True once per request for a 401 on a login connection: log in again and replay."""
+        if status == 401 and self.authenticated and not self.relogged and self.client.config.username:
+            # User tokens expire after 12 hours.
+            log.info("DataMasque token rejected (401); logging in again")
+            self.relogged = True
+            return True
+        return False
+
+    def retry_wait(self, status: int, headers: Mapping[str, str]) -> float | None:
+        """Seconds to wait before repeating a request answered ``status``; None: this is the answer."""
+        if self.attempt < self.max_retries and should_retry(
+            self.method, status=status, idempotent=self.idempotent
+        ):
+            wait = self.client.config.retry.delay(self.attempt, parse_retry_after(headers.get("Retry-After")))
+            self.attempt += 1
+            log.warning(
+                "DataMasque %s %s answered %d; retry %d/%d in %.1fs",
+                self.method,
+                _path_of(self.url),
+                status,
+                self.attempt,
+                self.max_retries,
+                wait,
+            )
+            return wait
+        return None
+
+
+class ClientCore:
+    """What both transports share: config, auth token, secret scrubbing, URL and response mapping."""
 
     def __init__(self, config: ClientConfig, *, mask_secret: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._mask_secret = mask_secret
-        self._session: requests.Session | None = None
         self._token: str | None = config.api_token
         self._token_from_login = False
-        self._lock = threading.RLock()
+        self._auth_cache: tuple[str, dict[str, str]] | None = None
         self.scrubber = SecretScrubber()
         self._remember_secret(config.password, config.api_token)
         if config.verify is False:
             self._warn_insecure()
-
-    # -- plumbing ---------------------------------------------------------------------------------
 
     def _remember_secret(self, *values: str | None) -> None:
         self.scrubber.add(*values)
@@ -283,50 +414,48 @@ class DataMasqueClient:
                 self.config.base_url,
             )
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            import requests
-
-            session = requests.Session()
-            session.headers["User-Agent"] = USER_AGENT
-            session.headers["Accept"] = "application/json"
-            session.verify = self.config.verify
-            if self.config.verify is False:
-                import urllib3
-
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            self._session = session
-        return self._session
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
         return urljoin(self.config.base_url + "/", path.lstrip("/"))
 
-    # -- auth -------------------------------------------------------------------------------------
+    def _attempts(
+        self,
+        method: str,
+        path: str,
+        idempotent: bool | None,
+        authenticated: bool,
+        retries: int | None = None,
+        bodies: tuple[Any, ...] = (),
+    ) -> Attempts:
+        """Start one request: remember secrets in its bodies, and its retry state."""
+        for body in bodies:
+            if body is not None:
+                self._remember_secret(*sensitive_values(body))
+        return Attempts(
+            self, method, self.url(path), idempotent=idempotent, authenticated=authenticated, retries=retries
+        )
 
-    def login(self) -> str:
-        """Log in with username and password; returns (and keeps) the user token."""
+    def _auth_value(self, token: str) -> dict[str, str]:
+        """The Authorization header for ``token``; one dict per token, not one per request."""
+        cached = self._auth_cache
+        if cached is None or cached[0] != token:
+            cached = self._auth_cache = (token, {"Authorization": f"Token {token}"})
+        return cached[1]
+
+    # -- login ------------------------------------------------------------------------------------
+
+    def _login_body(self) -> dict[str, str]:
         if not (self.config.username and self.config.password):
             raise DataMasqueAuthError(
                 "DataMasque rejected the API token and the connection has no Login/Password to log in "
                 "with: check the extra 'api_token', or set Login and Password.",
                 status=401,
             )
-        response = self._send(
-            "POST",
-            LOGIN_PATH,
-            json_body={"username": self.config.username, "password": self.config.password},
-            authenticated=False,
-            idempotent=True,
-            check=False,
-        )
+        return {"username": self.config.username, "password": self.config.password}
+
+    def _token_in(self, response: Reply) -> str:
+        """The token in a login answer, or the login error naming the connection fields to check."""
         if response.status_code in (400, 401, 403):
             reason = self._error_text(response) or "invalid credentials"
             raise DataMasqueAuthError(
@@ -350,184 +479,28 @@ class DataMasqueClient:
                 path=LOGIN_PATH,
             )
         self._remember_secret(token)
-        with self._lock:
-            self._token = token
-            self._token_from_login = True
         return token
-
-    def _auth_header(self) -> dict[str, str]:
-        with self._lock:
-            token = self._token
-        if token is None:
-            token = self.login()
-        return {"Authorization": f"Token {token}"}
-
-    # -- requests ---------------------------------------------------------------------------------
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        data: Any = None,
-        files: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        authenticated: bool = True,
-        stream: bool = False,
-        retries: int | None = None,
-    ) -> requests.Response:
-        """Send a request, retrying what is safe to retry, and raise a ``DataMasqueError`` on failure."""
-        response = self._send(
-            method,
-            path,
-            json_body=json_body,
-            params=params,
-            data=data,
-            files=files,
-            headers=headers,
-            idempotent=idempotent,
-            authenticated=authenticated,
-            stream=stream,
-            retries=retries,
-            check=False,
-        )
-        self._raise_for_status(response, method, path)
-        return response
-
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        return self.parse_json(response, method, path)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        data: Any = None,
-        files: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        authenticated: bool = True,
-        stream: bool = False,
-        retries: int | None = None,
-        check: bool = True,
-    ) -> requests.Response:
-        import requests
-
-        method = method.upper()
-        url = self.url(path)
-        self._remember_secret(*sensitive_values(json_body), *sensitive_values(data))
-        policy = self.config.retry
-        max_retries = policy.max_retries if retries is None else retries
-        relogged = False
-        attempt = 0
-        while True:
-            request_headers = dict(headers or {})
-            if authenticated:
-                request_headers.update(self._auth_header())
-            _rewind(files, data)
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    json=json_body,
-                    params=params,
-                    data=data,
-                    files=files,
-                    headers=request_headers,
-                    timeout=(self.config.connect_timeout, self.config.read_timeout),
-                    stream=stream,
-                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE or
-                    # CURL_CA_BUNDLE in the environment override session.verify (a CA bundle
-                    # path or False from verify_ssl would be silently ignored).
-                    verify=self.config.verify,
-                )
-            except requests.RequestException as exc:
-                if attempt < max_retries and should_retry(method, error=exc, idempotent=idempotent):
-                    wait = policy.delay(attempt)
-                    log.warning(
-                        "DataMasque %s %s failed (%s); retry %d/%d in %.1fs",
-                        method,
-                        _path_of(url),
-                        _exc_summary(exc),
-                        attempt + 1,
-                        max_retries,
-                        wait,
-                    )
-                    attempt += 1
-                    time.sleep(wait)
-                    continue
-                hint = (
-                    " The TLS handshake failed: when DataMasque's certificate is signed by a private CA, "
-                    "set the connection extra verify_ssl to the path of that CA's bundle."
-                    if is_tls_failure(exc)
-                    else ""
-                )
-                raise DataMasqueTransportError(
-                    self.scrubber.scrub(
-                        f"Could not reach DataMasque at {self.config.base_url} ({method} {_path_of(url)}): "
-                        f"{_exc_summary(exc)}.{hint}"
-                    )
-                ) from None
-            status = response.status_code
-            if status == 401 and authenticated and not relogged and self.config.username:
-                # User tokens expire after 12 hours: log in again once and replay.
-                response.close()
-                log.info("DataMasque token rejected (401); logging in again")
-                relogged = True
-                with self._lock:
-                    self._token = None
-                self.login()
-                continue
-            if attempt < max_retries and should_retry(method, status=status, idempotent=idempotent):
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                wait = policy.delay(attempt, retry_after)
-                response.close()
-                log.warning(
-                    "DataMasque %s %s answered %d; retry %d/%d in %.1fs",
-                    method,
-                    _path_of(url),
-                    status,
-                    attempt + 1,
-                    max_retries,
-                    wait,
-                )
-                attempt += 1
-                time.sleep(wait)
-                continue
-            if check:
-                self._raise_for_status(response, method, path)
-            return response
 
     # -- responses --------------------------------------------------------------------------------
 
-    def parse_json(self, response: requests.Response, method: str, path: str) -> Any:
+    def parse_json(self, response: Reply, method: str, path: str) -> Any:
         if response.status_code == 204 or not response.content:
             return None
         try:
             return response.json()
         except ValueError:
             raise DataMasqueApiError(
-                self.scrubber.scrub(
-                    f"{method} {_path_of(path)}: {describe_non_json(response, self.scrubber)}"
-                ),
+                self.scrubber.scrub(f"{method} {_path_of(path)}: {_describe(response, self.scrubber)}"),
                 status=response.status_code,
                 method=method,
                 path=_path_of(path),
             ) from None
 
-    def _error_text(self, response: requests.Response) -> str:
+    def _error_text(self, response: Reply) -> str:
         try:
             body = response.json()
         except ValueError:
-            return self.scrubber.scrub(describe_non_json(response, self.scrubber))
+            return self.scrubber.scrub(_describe(response, self.scrubber))
         return self.scrubber.scrub(error_message_from_body(redact_value(body)))
 
     def _scrub_body(self, value: Any) -> Any:
@@ -540,11 +513,11 @@ class DataMasqueClient:
             return [self._scrub_body(v) for v in value]
         return value
 
-    def _raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
+    def _raise_for_status(self, response: Reply, method: str, path: str) -> None:
         status = response.status_code
         if status < 400:
             return
-        if response.raw is not None and not response._content_consumed:  # type: ignore[attr-defined]
+        if getattr(response, "raw", None) is not None and not getattr(response, "_content_consumed", True):
             # A streamed error body is small; read it so the message can quote the server.
             response.content  # noqa: B018
         detail = self._error_text(response)
@@ -578,6 +551,160 @@ class DataMasqueClient:
         if status == 409:
             raise DataMasqueConflictError(message, **kwargs)
         raise DataMasqueApiError(message, **kwargs)
+
+
+def _describe(response: Reply, scrubber: SecretScrubber) -> str:
+    # describe_non_json only reads ``headers`` and ``content``, which every Reply has.
+    return describe_non_json(cast("requests.Response", response), scrubber)
+
+
+class DataMasqueClient(ClientCore):
+    """A DataMasque API session over ``requests``: pooled HTTP, token auth, retries, error mapping."""
+
+    def __init__(self, config: ClientConfig, *, mask_secret: Callable[[str], None] | None = None) -> None:
+        super().__init__(config, mask_secret=mask_secret)
+        self._session: requests.Session | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.headers["Accept"] = "application/json"
+            session.verify = self.config.verify
+            if self.config.verify is False:
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- auth -------------------------------------------------------------------------------------
+
+    def login(self) -> str:
+        """Log in with username and password; returns (and keeps) the user token."""
+        body = self._login_body()
+        response = self._send(
+            "POST", LOGIN_PATH, json_body=body, authenticated=False, idempotent=True, check=False
+        )
+        token = self._token_in(response)
+        with self._lock:
+            self._token = token
+            self._token_from_login = True
+        return token
+
+    def _auth_header(self) -> dict[str, str]:
+        with self._lock:
+            token = self._token
+        if token is None:
+            token = self.login()
+        return self._auth_value(token)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        stream: bool = False,
+        retries: int | None = None,
+        check: bool = True,
+    ) -> requests.Response:
+        """Send a request, retrying what is safe to retry; raise a ``DataMasqueError`` on failure
+        (``check=False``: return an error answer instead, after the retries)."""
+        return self._send(
+            method,
+            path,
+            json_body=json_body,
+            params=params,
+            data=data,
+            files=files,
+            headers=headers,
+            idempotent=idempotent,
+            authenticated=authenticated,
+            stream=stream,
+            retries=retries,
+            check=check,
+        )
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return self.parse_json(response, method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        stream: bool = False,
+        retries: int | None = None,
+        check: bool = True,
+    ) -> requests.Response:
+        import requests
+
+        method = method.upper()
+        attempts = self._attempts(method, path, idempotent, authenticated, retries, (json_body, data))
+        while True:
+            request_headers = dict(headers or {})
+            if authenticated:
+                request_headers.update(self._auth_header())
+            _rewind(files, data)
+            try:
+                response = self.session.request(
+                    method,
+                    attempts.url,
+                    json=json_body,
+                    params=params,
+                    data=data,
+                    files=files,
+                    headers=request_headers,
+                    timeout=(self.config.connect_timeout, self.config.read_timeout),
+                    stream=stream,
+                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE or
+                    # CURL_CA_BUNDLE in the environment override session.verify (a CA bundle
+                    # path or False from verify_ssl would be silently ignored).
+                    verify=self.config.verify,
+                )
+            except requests.RequestException as exc:
+                time.sleep(attempts.after_error(exc))
+                continue
+            if attempts.relogin(response.status_code):
+                response.close()
+                with self._lock:
+                    self._token = None
+                self.login()
+                continue
+            wait = attempts.retry_wait(response.status_code, response.headers)
+            if wait is not None:
+                response.close()
+                time.sleep(wait)
+                continue
+            if check:
+                self._raise_for_status(response, method, path)
+            return response
 
     # -- lists ------------------------------------------------------------------------------------
 
@@ -672,7 +799,7 @@ def _exc_summary(exc: BaseException) -> str:
     text = str(exc)
     match = re.search(r"\((?:Caused by )?\w+\(['\"]?(.*?)['\"]?\)\)", text)
     reason = match.group(1) if match else text
-    return f"{name}: {reason[:300]}"
+    return f"{name}: {reason[:300]}" if reason else name
 
 
 def dumps_for_log(value: Any) -> str:

@@ -25,6 +25,8 @@ from airflow_provider_datamasque.hooks.resource import ResourceMixin, object_pat
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_datamasque.hooks.client import ClientCore, Reply
+
 log = logging.getLogger(__name__)
 
 RUNS_PATH = "/api/runs/"
@@ -135,7 +137,7 @@ def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogCursor:
     """Where the reader of a run log got to: entries seen, and the byte offset after the last one.
 
@@ -233,7 +235,9 @@ def parse_log_tail(
         new.append(obj)
         pos = end_pos
         consumed = pos
-    offset = base + max(start, 0) + len(text[:consumed].encode("utf-8")) if consumed else cursor.offset
+    if not new:
+        return new, cursor  # nothing new: keep the cursor object (one less allocation per idle poll)
+    offset = base + max(start, 0) + len(text[:consumed].encode("utf-8"))
     return new, LogCursor(cursor.count + len(new), offset)
 
 
@@ -250,6 +254,33 @@ def _parse_text_tail(body: bytes, cursor: LogCursor, final: bool) -> tuple[list[
     cut = len(chunk) if final else chunk.rfind(b"\n") + 1
     lines = [line for line in chunk[:cut].decode("utf-8", "replace").splitlines() if line.strip()]
     return lines, LogCursor(cursor.count + len(lines), start + cut)
+
+
+def run_log_request(run_id: int | str, cursor: LogCursor) -> tuple[str, dict[str, str] | None]:
+    """Path and headers that ask for the run log past ``cursor`` (just the new bytes, by ``Range``)."""
+    headers = {"Range": f"bytes={cursor.offset}-"} if cursor.offset > 0 else None
+    return object_path("runs", run_id) + "log/", headers
+
+
+def run_log_from_reply(
+    client: ClientCore, reply: Reply, path: str, cursor: LogCursor, *, final: bool = False
+) -> tuple[list[Any], LogCursor]:
+    """New entries and cursor from a run-log answer, for either transport.
+
+    416 means nothing new past the offset; a server that ignores ``Range`` sends the whole log,
+    which is parsed from the cursor's offset onwards.
+    """
+    if reply.status_code == 416:
+        return [], cursor
+    client._raise_for_status(reply, "GET", path)
+    base = 0
+    if reply.status_code == 206:
+        content_range = reply.headers.get("Content-Range", "")
+        try:
+            base = int(content_range.split()[1].split("-")[0])
+        except (IndexError, ValueError):
+            base = cursor.offset
+    return parse_log_tail(reply.content, base, cursor, final=final)
 
 
 class RunsMixin(ResourceMixin):
@@ -390,22 +421,9 @@ class RunsMixin(ResourceMixin):
         which is parsed from the cursor's offset onwards.
         """
         current = LogCursor.from_value(cursor)
-        headers = {"Range": f"bytes={current.offset}-"} if current.offset > 0 else None
-        path = object_path("runs", run_id) + "log/"
-        try:
-            response = self.client.request("GET", path, headers=headers)
-        except DataMasqueApiError as exc:
-            if exc.status == 416:  # Nothing new past the offset.
-                return [], current
-            raise
-        base = 0
-        if response.status_code == 206:
-            content_range = response.headers.get("Content-Range", "")
-            try:
-                base = int(content_range.split()[1].split("-")[0])
-            except (IndexError, ValueError):
-                base = current.offset
-        return parse_log_tail(response.content, base, current, final=final)
+        path, headers = run_log_request(run_id, current)
+        response = self.client.request("GET", path, headers=headers, check=False)
+        return run_log_from_reply(self.client, response, path, current, final=final)
 
     # -- reports ----------------------------------------------------------------------------------
 

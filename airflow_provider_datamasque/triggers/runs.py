@@ -1,23 +1,36 @@
 """``DataMasqueRunTrigger``: waits for a masking run in the triggerer, streaming its log lines.
 
-HTTP calls run in a worker thread (``asyncio.to_thread``) through the same hook the worker uses,
-so retries, re-login and error mapping are shared, the event loop never blocks on a socket, and
-the connection is read off the loop (as Airflow 3's triggerer requires). ``benchmarks/`` measures
-this against a native-async client.
+HTTP runs natively on the event loop (aiohttp, ``hooks.async_client``) with the request building,
+retries, re-login and error mapping the worker's hook uses, and one shared session and login per
+connection for all triggers in the triggerer. Only reading the Airflow connection happens in a
+worker thread (Airflow 3's triggerer forbids sync connection reads on the loop), through asgiref's
+``sync_to_async`` as Airflow 3.0's triggerer needs (see ``hooks.async_client.off_loop``).
+``benchmarks/many_triggers.py`` measures this design against polling through the sync hook in
+``asyncio.to_thread``; see ``benchmarks/RESULTS.md`` for why it won.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+    from airflow_provider_datamasque.hooks.client import ClientConfig
     from airflow_provider_datamasque.monitor import RunMonitor
+
+
+#: Connection reads in flight, per event loop and connection id. Triggers that start together (a
+#: triggerer picking up hundreds at once) wait for one read instead of queueing hundreds of threads;
+#: nothing is kept once the read is done, so an edited connection is seen by the next trigger.
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[ClientConfig]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DataMasqueRunTrigger(BaseTrigger):
@@ -72,17 +85,29 @@ class DataMasqueRunTrigger(BaseTrigger):
         payload.update(extra)
         return TriggerEvent(payload)
 
-    def _make_monitor(self) -> RunMonitor:
-        from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
-        from airflow_provider_datamasque.monitor import RunMonitor
+    async def _config(self) -> ClientConfig:
+        """The connection's settings, read in a worker thread (shared with triggers reading it now)."""
+        from airflow_provider_datamasque.hooks.async_client import off_loop
 
-        hook: DataMasqueHook = DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id)
-        hook.client  # noqa: B018 - reads the Airflow connection here, off the event loop
-        monitor = RunMonitor(hook, self.run_id, self.log, stream_logs=self.stream_logs)
-        monitor.restore(self.monitor_state)
-        return monitor
+        loop = asyncio.get_running_loop()
+        pending = _reads.setdefault(loop, {})
+        conn_id = self.datamasque_conn_id
+        read = pending.get(conn_id)
+        if read is None:
+            read = pending[conn_id] = asyncio.ensure_future(off_loop(self._read_config))
+            read.add_done_callback(lambda _: pending.pop(conn_id, None))
+        return await asyncio.shield(read)
+
+    def _read_config(self) -> ClientConfig:
+        """The connection's client settings; reads the Airflow connection, so call it off the loop."""
+        from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+
+        return DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id).config
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        from airflow_provider_datamasque.hooks.async_client import acquire_client, release_client
         from airflow_provider_datamasque.hooks.client import is_transient
         from airflow_provider_datamasque.hooks.errors import (
             DataMasqueApiError,
@@ -91,17 +116,25 @@ class DataMasqueRunTrigger(BaseTrigger):
             DataMasqueTransportError,
         )
         from airflow_provider_datamasque.hooks.runs import RunStatus
+        from airflow_provider_datamasque.monitor import RunMonitor
 
         try:
-            monitor = await asyncio.to_thread(self._make_monitor)
+            config = await self._config()
         except DataMasqueError as exc:
             yield self._event("error", None, f"Cannot watch DataMasque run {self.run_id}: {exc}")
             return
+        client = acquire_client(config, mask_secret=mask_secret)
+        monitor = RunMonitor(None, self.run_id, self.log, stream_logs=self.stream_logs)
+        monitor.restore(self.monitor_state)
         failures = 0
         try:
+            if client.users > 1:
+                # Triggers started together (a backfill, a big DAG) would poll in lock-step; put
+                # this one's first poll at a random point of the interval. A lone trigger polls at once.
+                await asyncio.sleep(self._first_delay())
             while True:
                 try:
-                    entries = await asyncio.to_thread(monitor.fetch)
+                    entries = await monitor.fetch_async(client)
                     failures = 0
                 except DataMasqueNotFoundError as exc:
                     yield self._event("error", monitor, f"DataMasque run {self.run_id} not found: {exc}")
@@ -112,7 +145,7 @@ class DataMasqueRunTrigger(BaseTrigger):
                             "error", monitor, f"Watching DataMasque run {self.run_id} failed: {exc}"
                         )
                         return
-                    # Ride out outages: the hook already retried; keep waiting with backoff.
+                    # Ride out outages: the client already retried; keep waiting with backoff.
                     failures += 1
                     wait = min(self.poll_interval, 2.0 ** min(failures, 6))
                     self.log.warning(
@@ -122,7 +155,8 @@ class DataMasqueRunTrigger(BaseTrigger):
                         wait,
                     )
                     entries = None
-                monitor.emit(entries or [])
+                if entries:
+                    monitor.emit(entries)
                 if entries is not None and RunStatus.is_terminal(monitor.status):
                     status = monitor.status
                     if RunStatus.is_success(status):
@@ -145,4 +179,10 @@ class DataMasqueRunTrigger(BaseTrigger):
                 )
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
         finally:
-            monitor.hook.close()  # type: ignore[attr-defined]
+            await release_client(client)
+
+    def _first_delay(self) -> float:
+        delay = random.uniform(0, self.poll_interval)
+        if self.end_time is not None:
+            delay = min(delay, max(0.0, self.end_time - time.time()))
+        return delay

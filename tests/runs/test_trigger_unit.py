@@ -1,22 +1,26 @@
-"""DataMasqueRunTrigger.run() with requests-mock: riding out transient errors, fail-closed events."""
+"""DataMasqueRunTrigger.run() against scripted HTTP answers: riding out transient errors, fail-closed
+events. (The trigger talks aiohttp, so the answers come from ``_scripted.ScriptedApi``, a real local
+HTTP server, rather than requests-mock.)"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from airflow_provider_datamasque.emulator import DataMasqueEmulator
 from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 
 from ._harness import CONN_ENV, count_logged, run_trigger, start_run, wait_run_status
+from ._scripted import ScriptedApi
 
-BASE = "https://dm.test"
-RUN = f"{BASE}/api/runs/1/"
-LOG = f"{BASE}/api/runs/1/log/"
+RUN = "/api/runs/1/"
+LOG = "/api/runs/1/log/"
+#: The connection's read timeout in these tests; a ``delay`` longer than it is a read timeout.
+READ_TIMEOUT = 1.0
 ENTRIES = [
     {"timestamp": "2026-01-01T00:00:00Z", "log_level": 20, "message": "Run 1 queued."},
     {"timestamp": "2026-01-01T00:00:01Z", "log_level": 20, "message": "Masked table customers: 5 rows"},
@@ -37,19 +41,23 @@ def run_body(status: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """requests-mock behind datamasque_default; the client itself does not retry (max_retries=0),
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedApi]:
+    """Scripted answers behind datamasque_default; the client itself does not retry (max_retries=0),
     so every transient error reaches the trigger."""
+    server = ScriptedApi()
     conn = {
         "conn_type": "datamasque",
-        "host": BASE,
+        "host": server.url,
         "login": "admin",
         "password": "pw-123456",
-        "extra": {"max_retries": 0},
+        "extra": {"max_retries": 0, "timeout": READ_TIMEOUT},
     }
     monkeypatch.setenv(CONN_ENV, json.dumps(conn))
-    requests_mock.post(f"{BASE}/api/auth/token/login/", json={"key": "t" * 40})
-    return requests_mock
+    server.post("/api/auth/token/login/", json={"key": "t" * 40})
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def trigger(**kwargs: Any) -> DataMasqueRunTrigger:
@@ -61,7 +69,7 @@ def output(capfd: pytest.CaptureFixture[str]) -> str:
     return captured.out + captured.err
 
 
-def test_rides_out_a_502_then_succeeds(api: Any, capfd: pytest.CaptureFixture[str]) -> None:
+def test_rides_out_a_502_then_succeeds(api: ScriptedApi, capfd: pytest.CaptureFixture[str]) -> None:
     api.get(
         RUN,
         [
@@ -90,11 +98,11 @@ def test_rides_out_a_502_then_succeeds(api: Any, capfd: pytest.CaptureFixture[st
         {"status_code": 504, "text": "gateway timeout"},
         {"status_code": 500, "json": {"detail": "A server error occurred."}},
         {"status_code": 429, "json": {"detail": "throttled"}, "headers": {"Retry-After": "0"}},
-        {"exc": requests.exceptions.ConnectionError("Connection reset by peer")},
-        {"exc": requests.exceptions.ReadTimeout("read timed out")},
+        {"drop": True},  # connection reset, no answer
+        {"delay": READ_TIMEOUT + 0.6, "json": {"detail": "too late"}},  # read timeout
     ],
 )
-def test_rides_out_transient_failures(api: Any, failure: dict[str, Any]) -> None:
+def test_rides_out_transient_failures(api: ScriptedApi, failure: dict[str, Any]) -> None:
     api.get(RUN, [failure, failure, {"json": run_body("running")}, {"json": run_body("finished")}])
     api.get(LOG, content=json.dumps(ENTRIES).encode())
     event = run_trigger(trigger())
@@ -103,7 +111,7 @@ def test_rides_out_transient_failures(api: Any, failure: dict[str, Any]) -> None
 
 
 def test_log_read_failing_after_terminal_status_is_retried_before_firing(
-    api: Any, capfd: pytest.CaptureFixture[str]
+    api: ScriptedApi, capfd: pytest.CaptureFixture[str]
 ) -> None:
     api.get(RUN, json=run_body("finished"))
     api.get(
@@ -118,7 +126,7 @@ def test_log_read_failing_after_terminal_status_is_retried_before_firing(
     ("status", "event_status"),
     [("failed", "failed"), ("cancelled", "cancelled"), ("finished_with_warnings", "success")],
 )
-def test_terminal_statuses_map_to_events(api: Any, status: str, event_status: str) -> None:
+def test_terminal_statuses_map_to_events(api: ScriptedApi, status: str, event_status: str) -> None:
     api.get(RUN, json=run_body(status))
     api.get(LOG, content=json.dumps(ENTRIES).encode())
     event = run_trigger(trigger())
@@ -128,7 +136,7 @@ def test_terminal_statuses_map_to_events(api: Any, status: str, event_status: st
         assert "ended failed" in event["message"] and "Error: boom" in event["message"]
 
 
-def test_unknown_status_never_counts_as_success(api: Any) -> None:
+def test_unknown_status_never_counts_as_success(api: ScriptedApi) -> None:
     api.get(RUN, json=run_body("paused_for_lunch"))
     api.get(LOG, content=b"[]")
     event = run_trigger(trigger(end_time=time.time() + 0.1))
@@ -143,7 +151,9 @@ def test_unknown_status_never_counts_as_success(api: Any) -> None:
         ({"status_code": 400, "json": {"detail": "bad"}}, "failed"),
     ],
 )
-def test_non_transient_errors_end_with_an_error_event(api: Any, response: dict[str, Any], match: str) -> None:
+def test_non_transient_errors_end_with_an_error_event(
+    api: ScriptedApi, response: dict[str, Any], match: str
+) -> None:
     api.get(RUN, **response)
     event = run_trigger(trigger())
     assert event["status"] == "error"
@@ -151,7 +161,7 @@ def test_non_transient_errors_end_with_an_error_event(api: Any, response: dict[s
     assert api.call_count <= 4
 
 
-def test_end_time_gives_a_timeout_event(api: Any) -> None:
+def test_end_time_gives_a_timeout_event(api: ScriptedApi) -> None:
     api.get(RUN, json=run_body("running"))
     api.get(LOG, content=json.dumps(ENTRIES[:1]).encode())
     started = time.monotonic()
@@ -162,7 +172,7 @@ def test_end_time_gives_a_timeout_event(api: Any) -> None:
     assert event["monitor"]["cursor"]["count"] == 1
 
 
-def test_outage_until_end_time_still_times_out(api: Any) -> None:
+def test_outage_until_end_time_still_times_out(api: ScriptedApi) -> None:
     api.get(RUN, status_code=502, text="<html>down</html>")
     event = run_trigger(trigger(end_time=time.time() + 0.3))
     assert event["status"] == "timeout"
