@@ -20,26 +20,6 @@ from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
 
-PG_CONNECTION: dict[str, Any] = {
-    "db_type": "postgres",
-    "host": "db.example.com",
-    "port": 5432,
-    "database": "app",
-    "user": "masker",
-    "dbpassword": "s3cret",
-}
-MASK_YAML = """version: '1.0'
-tasks:
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: email
-        masks:
-          - type: from_fixed
-            value: nobody@example.com
-"""
-
 
 @dataclass
 class Result:

@@ -9,7 +9,8 @@ from typing import Any
 
 from airflow_provider_datamasque.emulator import DataMasqueEmulator
 from airflow_provider_datamasque.emulator import runs as emu_runs
-from benchmarks._common import MASK_YAML, PG_CONNECTION
+from airflow_provider_datamasque.emulator.samples import MASK_RULESET_YAML as MASK_YAML
+from airflow_provider_datamasque.emulator.samples import POSTGRES_CONNECTION as PG_CONNECTION
 
 
 def connections_accepted(emu: DataMasqueEmulator) -> int:

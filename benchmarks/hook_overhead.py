@@ -73,7 +73,7 @@ def run(quick: bool = False) -> BenchOutput:
         output.misses.append(
             f"hook_overhead: ratio {ratio:.3f} > {GOAL_RATIO}: the hook spends {hook_us - bare_us:.0f} us more per call "
             "than a bare GET (header building, secret scrubbing, error mapping, JSON parsing); profile "
-            "`DataMasqueClient._send`/`request_json` to close it."
+            "`DataMasqueClient.request`/`request_json` to close it."
         )
     if hook_connections != 1:
         output.misses.append(

@@ -457,7 +457,7 @@ class ClientCore:
     def _token_in(self, response: Reply) -> str:
         """The token in a login answer, or the login error naming the connection fields to check."""
         if response.status_code in (400, 401, 403):
-            reason = self._error_text(response) or "invalid credentials"
+            reason = self._error_text(response).rstrip(". ") or "invalid credentials"
             raise DataMasqueAuthError(
                 f"DataMasque login failed for user {self.config.username!r}: {reason}. "
                 "Check the Login and Password of the Airflow connection.",
@@ -592,7 +592,7 @@ class DataMasqueClient(ClientCore):
     def login(self) -> str:
         """Log in with username and password; returns (and keeps) the user token."""
         body = self._login_body()
-        response = self._send(
+        response = self.request(
             "POST", LOGIN_PATH, json_body=body, authenticated=False, idempotent=True, check=False
         )
         token = self._token_in(response)
@@ -609,6 +609,10 @@ class DataMasqueClient(ClientCore):
         return self._auth_value(token)
 
     # -- requests ---------------------------------------------------------------------------------
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return self.parse_json(response, method, path)
 
     def request(
         self,
@@ -628,41 +632,6 @@ class DataMasqueClient(ClientCore):
     ) -> requests.Response:
         """Send a request, retrying what is safe to retry; raise a ``DataMasqueError`` on failure
         (``check=False``: return an error answer instead, after the retries)."""
-        return self._send(
-            method,
-            path,
-            json_body=json_body,
-            params=params,
-            data=data,
-            files=files,
-            headers=headers,
-            idempotent=idempotent,
-            authenticated=authenticated,
-            stream=stream,
-            retries=retries,
-            check=check,
-        )
-
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        return self.parse_json(response, method, path)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        data: Any = None,
-        files: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        authenticated: bool = True,
-        stream: bool = False,
-        retries: int | None = None,
-        check: bool = True,
-    ) -> requests.Response:
         import requests
 
         method = method.upper()

@@ -10,41 +10,9 @@ import pytest
 import requests
 
 from airflow_provider_datamasque.emulator import DataMasqueEmulator
-
-MASK_YAML = """version: '1.0'
-tasks:
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: email
-        masks:
-          - type: from_fixed
-            value: nobody@example.com
-"""
-
-SDD_YAML = """version: '1.0'
-tasks:
-  - type: run_data_discovery   # the run then produces an SDD report
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: phone
-        masks:
-          - type: from_fixed
-            value: '000-000'
-"""
-
-PG = {
-    "name": "pg",
-    "db_type": "postgres",
-    "host": "db.example.com",
-    "port": 5432,
-    "database": "app",
-    "user": "masker",
-    "dbpassword": "s3cret",
-}
+from airflow_provider_datamasque.emulator.samples import DISCOVERY_RULESET_YAML as SDD_YAML
+from airflow_provider_datamasque.emulator.samples import MASK_RULESET_YAML as MASK_YAML
+from airflow_provider_datamasque.emulator.samples import POSTGRES_CONNECTION as PG
 
 
 class Api:

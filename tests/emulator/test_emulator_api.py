@@ -12,16 +12,7 @@ import pytest
 import requests
 
 from airflow_provider_datamasque.emulator import ApiError, DataMasqueEmulator
-
-PG: dict[str, Any] = {
-    "name": "pg",
-    "db_type": "postgres",
-    "host": "db.example.com",
-    "port": 5432,
-    "database": "app",
-    "user": "masker",
-    "dbpassword": "s3cret",
-}
+from airflow_provider_datamasque.emulator.samples import POSTGRES_CONNECTION as PG
 
 
 def test_unauthenticated_and_bad_tokens_get_401(emu: DataMasqueEmulator) -> None:

@@ -19,19 +19,7 @@ from datamasque.client.models.runs import MaskingRunOptions, MaskingRunRequest, 
 from datamasque.client.models.status import MaskingRunStatus, ValidationStatus
 
 from airflow_provider_datamasque.emulator import DataMasqueEmulator, FaultConfig
-
-SDD_YAML = """version: '1.0'
-tasks:
-  - type: run_data_discovery
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: phone
-        masks:
-          - type: from_fixed
-            value: '000-000'
-"""
+from airflow_provider_datamasque.emulator.samples import DISCOVERY_RULESET_YAML as SDD_YAML
 
 
 def _client(emu: DataMasqueEmulator) -> DataMasqueClient:

@@ -50,6 +50,7 @@ def test_test_connection(make_hook, emu: DataMasqueEmulator) -> None:
     ok, message = make_hook(conn={"password": "wrong-password-123"}).test_connection()
     assert ok is False
     assert "login failed" in message.lower() and "wrong-password-123" not in message
+    assert "Unable to log in with provided credentials. Check the Login" in message  # one full stop
 
 
 @pytest.mark.covers("test_connection", "get_current_user")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_datamasque.emulator.samples import DISCOVERY_RULESET_YAML as SDD_YAML
 from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
 
 BASE = "https://dm.test"
@@ -22,30 +23,6 @@ CONN_ENV = "AIRFLOW_CONN_DATAMASQUE_DEFAULT"
 RULESET_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 CONNECTION_ID = "11111111-2222-3333-4444-555555555555"
 
-MASK_YAML = """version: '1.0'
-tasks:
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: email
-        masks:
-          - type: from_fixed
-            value: nobody@example.com
-"""
-
-SDD_YAML = """version: '1.0'
-tasks:
-  - type: run_data_discovery
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: phone
-        masks:
-          - type: from_fixed
-            value: '000-000'
-"""
 
 # "mask_tabel" sits on line 7, column 11.
 TYPO_YAML = """version: '1.0'

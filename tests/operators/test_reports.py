@@ -14,6 +14,7 @@ import pytest
 import urllib3
 from airflow.providers.common.compat.sdk import AirflowSkipException
 
+from airflow_provider_datamasque.emulator.samples import MASK_RULESET_YAML as MASK_YAML
 from airflow_provider_datamasque.hooks.errors import (
     DataMasqueConfigError,
     DataMasqueNotFoundError,
@@ -24,7 +25,6 @@ from airflow_provider_datamasque.operators.reports import DataMasqueSddReportOpe
 try:
     from .conftest_resources import (
         BASE,
-        MASK_YAML,
         emu,
         finished_run,
         logs,
@@ -34,7 +34,6 @@ try:
 except ImportError:
     from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
         BASE,
-        MASK_YAML,
         emu,
         finished_run,
         logs,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_datamasque.emulator.samples import MASK_RULESET_YAML as MASK_YAML
 from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError, DataMasqueError
 from airflow_provider_datamasque.operators import rulesets as rulesets_module
 from airflow_provider_datamasque.operators.rulesets import (
@@ -19,7 +20,6 @@ from airflow_provider_datamasque.operators.rulesets import (
 try:
     from .conftest_resources import (
         BASE,
-        MASK_YAML,
         RULESET_ID,
         TYPO_YAML,
         api_calls,
@@ -32,7 +32,6 @@ try:
 except ImportError:
     from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
         BASE,
-        MASK_YAML,
         RULESET_ID,
         TYPO_YAML,
         api_calls,

@@ -54,28 +54,12 @@ from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
 from airflow_provider_datamasque.emulator import DataMasqueEmulator  # noqa: E402
+from airflow_provider_datamasque.emulator.samples import MASK_RULESET_YAML as MASK_YAML  # noqa: E402
+from airflow_provider_datamasque.emulator.samples import POSTGRES_CONNECTION  # noqa: E402
 
 CONN_ENV = "AIRFLOW_CONN_DATAMASQUE_DEFAULT"
-PG = {
-    "name": "pg",
-    "db_type": "postgres",
-    "host": "db.example.com",
-    "port": 5432,
-    "database": "app",
-    "user": "masker",
-    "dbpassword": "s3cret-db-pass",
-}
-MASK_YAML = """version: '1.0'
-tasks:
-  - type: mask_table
-    table: customers
-    key: id
-    rules:
-      - column: email
-        masks:
-          - type: from_fixed
-            value: nobody@example.com
-"""
+#: Its own database password, so the secret scans can tell it from the other samples'.
+PG = POSTGRES_CONNECTION | {"dbpassword": "s3cret-db-pass"}
 #: Fast client retries so injected faults cost milliseconds, not seconds.
 FAST_EXTRA: dict[str, Any] = {"max_retries": 6, "retry_backoff": 0.05, "retry_max_wait": 0.5}
 TERMINAL = ("finished", "finished_with_warnings", "failed", "cancelled")

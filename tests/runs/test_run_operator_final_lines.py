@@ -168,8 +168,9 @@ def test_retry_under_dag_test_resumes_from_the_cursor_variable(
 
 
 def test_retry_without_a_cursor_streams_the_whole_log_and_says_so(
-    dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str]
+    dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    variables = FakeVariables().install(monkeypatch)
     first_op = operator(run_name="nightly [emulator:log_lines=6]")
     fail_reading_after(first_op, 3)
     with pytest.raises(DataMasqueAuthError):
@@ -177,7 +178,8 @@ def test_retry_without_a_cursor_streams_the_whole_log_and_says_so(
     wait_run_status(dm_conn, 1, ("finished",))
     capfd.readouterr()
 
-    # No Airflow Variables outside a task runner: the earlier try's cursor is not available.
+    assert variables.store, "try 1 kept its log cursor"
+    variables.store.clear()  # the earlier try's cursor is lost (deleted, or never written)
     retry = operator(run_name="nightly [emulator:log_lines=6]")
     assert run_operator(retry, make_context(run_id="manual__n", try_number=2)) == 1
     second = output(capfd)
