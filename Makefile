@@ -46,7 +46,7 @@ e2e: venv
 
 ## make bench: every benchmark; rewrites benchmarks/RESULTS.md (installs the `bench` extra first).
 bench: venv
-	$(UV) pip install -q --python $(PY) -e ".[test,bench]" "apache-airflow==$(AIRFLOW_VERSION)" $(if $(EXTRA_PINS),"$(EXTRA_PINS)")
+	$(UV) pip install -q --python $(PY) -e ".[test,bench]" "apache-airflow==$(AIRFLOW_VERSION)" $(EXTRA_PINS)
 	$(PY) -m benchmarks.run
 
 clean:
