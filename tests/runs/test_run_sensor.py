@@ -65,6 +65,8 @@ def test_sensor_waits_for_the_run_and_logs_each_line_once(
     capfd: pytest.CaptureFixture[str],
     mode: str,
 ) -> None:
+    # Long enough that the run is still active at the first poke even on a loaded machine.
+    dm_conn.run_seconds = 5.0
     extra = {"deferrable": True} if mode == "deferrable" else {"mode": "poke", "deferrable": False}
     dag = dag_factory(
         [start_task("external [emulator:log_lines=4]"), sensor_source("watch", PULLED_ID, **extra)],
