@@ -1,11 +1,14 @@
-"""`make e2e`: a real Airflow (LocalExecutor, triggerer, ...) running the deferrable nightly example.
+"""`make e2e`: a real Airflow (scheduler, triggerer, ...) running the deferrable nightly example.
 
 Starts the DataMasque emulator on loopback, creates the ``warehouse_nightly_copy`` connection on it,
 then runs a real Airflow in a fresh project-local AIRFLOW_HOME (``.e2e/airflow_home``, SQLite):
-``api-server`` + ``scheduler`` + ``dag-processor`` + ``triggerer`` on Airflow 3 (``scheduler`` +
-``triggerer`` on Airflow 2). It triggers ``datamasque_nightly_masking``, waits for the run, and checks
-that it succeeded, that ``mask`` really deferred to the triggerer, that the DataMasque run log lines
-reached the task log, and that the SDD report was written. Every process is stopped on exit (whole
+``api-server`` + ``scheduler`` + ``dag-processor`` + ``triggerer`` with LocalExecutor on Airflow 3,
+``scheduler`` + ``triggerer`` with SequentialExecutor on Airflow 2 (the only one it allows on SQLite).
+It triggers ``datamasque_nightly_masking``, waits for the run, and checks that it succeeded, that
+``mask`` really deferred to a DataMasqueRunTrigger in the triggerer, that the DataMasque run log lines
+reached the task log (the triggerer's part of it) and the resumed task logged the run summary, and
+that the SDD report was written. The same checks on every line; the few version switches sit together
+in ``main``. Every process is stopped on exit (whole
 process groups); any failure exits non-zero and prints the tail of the relevant logs.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -163,7 +167,11 @@ def main() -> int:
             del env[key]  # nothing from the caller's own Airflow set-up leaks in
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
+    # The version switches, all here. Airflow 2 refuses SQLite with any executor but SequentialExecutor,
+    # has no api-server/dag-processor (its scheduler parses DAGs) and names the trigger date --exec-date.
     sqlite_executor = "LocalExecutor" if airflow3 else "SequentialExecutor"
+    date_flag = "--logical-date" if airflow3 else "--exec-date"
+    list_runs_dag = [DAG_ID] if airflow3 else ["-d", DAG_ID]
     env.update(
         AIRFLOW_HOME=str(HOME),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
@@ -199,6 +207,8 @@ def main() -> int:
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{api_url}/execution/",
+        # Airflow 2's executors start each task as a bare `airflow tasks run ...`: it must be this one.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         DATAMASQUE_EXAMPLE_WORKDIR=str(E2E / "work"),
         DATAMASQUE_EXAMPLE_REPORT_ROOT=REPORTS.as_uri(),
         PYTHONUNBUFFERED="1",
@@ -293,7 +303,7 @@ def main() -> int:
         trig = subprocess.run(
             # An explicit logical date, as a scheduled run has: the DAG's report path uses {{ ds }},
             # which Airflow 3 leaves undefined for a manual run triggered without one.
-            [airflow, "dags", "trigger", DAG_ID, "--run-id", run_id, "--logical-date", logical_date],
+            [airflow, "dags", "trigger", DAG_ID, "--run-id", run_id, date_flag, logical_date],
             env=env,
             cwd=REPO,
             capture_output=True,
@@ -306,41 +316,50 @@ def main() -> int:
         print(f"==> triggered {DAG_ID} run_id={run_id}", flush=True)
 
         seen_states: dict[str, list[str]] = {}
-        state = watch_run(run_id, seen_states, stack)
+        seen_triggers: dict[str, set[str]] = {}
+        state = watch_run(run_id, seen_states, seen_triggers, stack)
         timings["dag run"] = time.monotonic() - t0
         print(f"==> run finished: {state}; task states seen: {seen_states}", flush=True)
         if state != "success":
             raise E2EFailure(f"DAG run {run_id} ended {state!r}; task states seen: {seen_states}")
 
         # 6. Verify.
+        # The task log of an attempt is attempt=N.log plus the triggerer's attempt=N.log.trigger.<job>.log
+        # beside it: Airflow's FileTaskHandler (2.11 and 3.x alike) reads both as one log, and only the
+        # triggerer writes the .trigger. file.
         mask_logs = sorted((HOME / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id=mask/**/*"))
         mask_logs = [p for p in mask_logs if p.is_file()]
-        trigger_logs = [p for p in mask_logs if ".trigger." in p.name]  # written by the triggerer
+        trigger_logs = [p for p in mask_logs if ".trigger." in p.name]
         worker_text = "\n".join(p.read_text(errors="replace") for p in mask_logs if p not in trigger_logs)
         trigger_text = "\n".join(p.read_text(errors="replace") for p in trigger_logs)
-        mask_text = worker_text + "\n" + trigger_text
-        triggerer_text = (LOGS / "triggerer.log").read_text(errors="replace")
         checks: list[tuple[str, bool, str]] = []
         deferred_state = "deferred" in seen_states.get("mask", [])
         paused_deferred = "Pausing task as DEFERRED" in worker_text
-        trigger_ran = "DataMasqueRunTrigger" in trigger_text or "DataMasqueRunTrigger" in triggerer_text
+        trigger_classes = sorted(seen_triggers.get("mask", set()))
+        dm_trigger_lines = _dm_lines(trigger_text)
+        trigger_ran = any(c.endswith(".DataMasqueRunTrigger") for c in trigger_classes) and bool(
+            dm_trigger_lines
+        )
         checks.append(
             (
                 "mask deferred to the triggerer",
                 (deferred_state or paused_deferred) and trigger_ran,
                 f"TI state 'deferred' seen={deferred_state}, 'Pausing task as DEFERRED' logged={paused_deferred}, "
-                f"DataMasqueRunTrigger ran in the triggerer={trigger_ran} ({len(trigger_logs)} trigger log file(s))",
+                f"trigger row(s) {trigger_classes or 'none seen'}, {len(dm_trigger_lines)} DataMasque line(s) "
+                f"written by the triggerer ({len(trigger_logs)} trigger log file(s))",
             )
         )
-        dm_lines = [
-            _event(line) for line in mask_text.splitlines() if _event(line).startswith("[DataMasque ")
-        ]
+        dm_lines = _dm_lines(worker_text + "\n" + trigger_text)
+        # After resuming, the task logs the run's one-line summary with the log-line count the trigger relayed.
+        resumed = [line for line in _events(worker_text) if RESUME_SUMMARY.match(line)]
         checks.append(
             (
                 "DataMasque run log reached the task log",
                 any("Masked table customers" in line for line in dm_lines)
-                and any("Run finished with status finished" in line for line in dm_lines),
-                f"{len(dm_lines)} '[DataMasque ...]' lines in {len(mask_logs)} log file(s) of {run_id}/mask",
+                and any("Run finished with status finished" in line for line in dm_lines)
+                and bool(resumed),
+                f"{len(dm_lines)} '[DataMasque ...]' lines in {len(mask_logs)} log file(s) of {run_id}/mask; "
+                f"post-resume summary logged={bool(resumed)}",
             )
         )
         report = REPORTS / REPORT_DS / "sdd_report.csv"
@@ -352,7 +371,7 @@ def main() -> int:
                 f"{report.relative_to(REPO)} ({report_size} bytes)" if report_size else f"no {report}",
             )
         )
-        cli_state = _cli_run_state(airflow, env, run_id)
+        cli_state = _cli_run_state(airflow, env, run_id, list_runs_dag)
         checks.append(("airflow dags list-runs agrees", cli_state == "success", f"state={cli_state}"))
 
         print()
@@ -370,7 +389,7 @@ def main() -> int:
         print(f"  total             : {time.monotonic() - started:.0f}s")
         bad = [name for name, ok, _ in checks if not ok]
         if bad:
-            if not dm_lines or not trigger_ran:
+            if not dm_lines or not trigger_ran or not resumed:
                 for p in mask_logs:
                     print(f"\n----- {p.relative_to(REPO)} (tail) -----\n{tail(p, 60)}", file=sys.stderr)
             raise E2EFailure("failed checks: " + "; ".join(bad))
@@ -413,11 +432,12 @@ def _api_up(api_url: str) -> bool:
         return False
 
 
-def watch_run(run_id: str, seen: dict[str, list[str]], stack: Stack) -> str:
+def watch_run(run_id: str, seen: dict[str, list[str]], triggers: dict[str, set[str]], stack: Stack) -> str:
     """Poll the DB every half second until every run of the DAG is done; return ``run_id``'s state.
 
-    Records each task's state transitions in ``run_id`` (so a brief 'deferred' shows). The scheduler
-    also creates the latest scheduled run (catchup=False, not paused): it must not fail either.
+    Records each task's state transitions in ``run_id`` (so a brief 'deferred' shows) and the class of
+    each trigger its tasks deferred to (the trigger row is deleted once it fires). The scheduler also
+    creates the latest scheduled run (catchup=False, not paused): it must not fail either.
     """
     deadline = time.monotonic() + RUN_TIMEOUT
     state = "missing"
@@ -434,6 +454,12 @@ def watch_run(run_id: str, seen: dict[str, list[str]], stack: Stack) -> str:
             if ti_state in TERMINAL_TI_FAILURES:
                 # Retries are minutes apart in this DAG: fail now rather than wait them out.
                 return f"task {label} {ti_state}"
+        for task_id, classpath in query(
+            "SELECT ti.task_id, t.classpath FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id"
+            " WHERE ti.dag_id = ? AND ti.run_id = ?",
+            (DAG_ID, run_id),
+        ):
+            triggers.setdefault(task_id, set()).add(classpath)
         runs = dict(query("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (DAG_ID,)))
         state = runs.get(run_id) or "missing"
         others_done = all(s in ("success", "failed") for r, s in runs.items() if r != run_id)
@@ -444,17 +470,32 @@ def watch_run(run_id: str, seen: dict[str, list[str]], stack: Stack) -> str:
     return f"timeout after {RUN_TIMEOUT:.0f}s (last state {state})"
 
 
+RESUME_SUMMARY = re.compile(r"^DataMasque run \d+ \(.*\) finished\b.*; [1-9]\d* log lines \(")
+# Airflow 2's plain-text log line: "[2026-01-01T02:00:00.000+0000] {monitor.py:86} INFO - message".
+AIRFLOW2_LOG_LINE = re.compile(r"^\[[^\]]+\] \{[^}]*\} [A-Z]+ - (?P<message>.*)$")
+
+
 def _event(line: str) -> str:
     """The message of a task log line (JSON in Airflow 3, plain text in Airflow 2)."""
     try:
         return str(json.loads(line).get("event", line))
     except (ValueError, AttributeError):
-        return line.strip()
+        match = AIRFLOW2_LOG_LINE.match(line.strip())
+        return match["message"] if match else line.strip()
 
 
-def _cli_run_state(airflow: str, env: dict[str, str], run_id: str) -> str | None:
+def _events(text: str) -> list[str]:
+    return [_event(line) for line in text.splitlines()]
+
+
+def _dm_lines(text: str) -> list[str]:
+    """The DataMasque run-log lines the provider relays, "[DataMasque <timestamp>] LEVEL: message"."""
+    return [event for event in _events(text) if event.startswith("[DataMasque ")]
+
+
+def _cli_run_state(airflow: str, env: dict[str, str], run_id: str, dag_args: list[str]) -> str | None:
     out = subprocess.run(
-        [airflow, "dags", "list-runs", DAG_ID, "-o", "json"],
+        [airflow, "dags", "list-runs", *dag_args, "-o", "json"],
         env=env,
         cwd=REPO,
         capture_output=True,
