@@ -349,6 +349,12 @@ def task_source(var: str, cls: str, **kwargs: Any) -> str:
     return f"    {var} = {cls}({args})"
 
 
+def mask_task_source(**kwargs: Any) -> str:
+    """A ``mask`` DataMasqueRunOperator on the seeded ``pg`` connection and ``rs`` ruleset."""
+    params = {"task_id": "mask", "source_connection": "pg", "ruleset": "rs"} | kwargs
+    return task_source(str(params["task_id"]), "DataMasqueRunOperator", **params)
+
+
 def _literal(value: Any) -> str:
     from datetime import timedelta
 
