@@ -69,9 +69,9 @@ class RunWaitMixin:
         A deferral or a reschedule is not an end: the Variable stays as it is. A try that ends
         before it watched anything leaves an earlier try's cursor in place.
         """
-        from airflow_provider_datamasque.cursor_store import CursorVariable, is_pause, will_retry
+        from airflow_provider_datamasque.cursor_store import is_pause, will_retry
 
-        self._cursor_var = CursorVariable.for_task(self.cursor_prefix, context, self.log)
+        self._bind_cursor(context)
         try:
             yield
         except BaseException as exc:
@@ -84,6 +84,12 @@ class RunWaitMixin:
                 self._save_cursor(monitor)
             raise
         self._clear_cursor()
+
+    def _bind_cursor(self, context: Context) -> None:
+        """Point at this task instance's cursor Variable (what ``_keeping_cursor`` does on entry)."""
+        from airflow_provider_datamasque.cursor_store import CursorVariable
+
+        self._cursor_var = CursorVariable.for_task(self.cursor_prefix, context, self.log)
 
     def _earlier_state(self, run_id: int, *, expected: bool) -> dict[str, Any] | None:
         """The log cursor an earlier try (or poke) saved for ``run_id``; says where streaming resumes.

@@ -110,6 +110,8 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
         run_id = self._run_id()
+        if self._cursor_var is None:  # poke called on its own, not through execute
+            self._bind_cursor(context)
         if self._run_monitor is None:
             # First poke of this process: carry on from an earlier poke's or try's cursor.
             state = self._earlier_state(run_id, expected=_later_try(context))

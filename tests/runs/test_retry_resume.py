@@ -15,13 +15,13 @@ from airflow_provider_datamasque.hooks.errors import DataMasqueAuthError
 
 from ._harness import (
     DataMasqueEmulator,
+    FakeVariables,
     assert_lines_once,
     make_context,
     mask_task_source,
     start_run,
     ti_states,
 )
-from .test_run_operator_final_lines import FakeVariables
 from .test_run_sensor import PULLED_ID, output, sensor_source, start_task
 
 

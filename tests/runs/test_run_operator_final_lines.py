@@ -15,6 +15,7 @@ from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
 
 from ._harness import (
     DataMasqueEmulator,
+    FakeVariables,
     assert_lines_once,
     count_logged,
     in_thread,
@@ -31,34 +32,6 @@ from .test_run_operator import operator, output
 
 def summaries(text: str, run_id: int = 1) -> list[str]:
     return re.findall(rf"DataMasque run {run_id} \(.*?\) \w+(?: in [\d.]+s)?; \d+ log lines", text)
-
-
-class FakeVariables:
-    """Airflow Variables (get/set/delete) in a dict: the cursor an earlier try leaves for a retry."""
-
-    def __init__(self) -> None:
-        self.store: dict[str, str] = {}
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-        import airflow.providers.common.compat.sdk as sdk
-
-        store = self.store
-
-        class Variable:
-            @staticmethod
-            def get(key: str, default: Any = None) -> Any:
-                return store.get(key, default)
-
-            @staticmethod
-            def set(key: str, value: str) -> None:
-                store[key] = value
-
-            @staticmethod
-            def delete(key: str) -> None:
-                store.pop(key, None)
-
-        monkeypatch.setattr(sdk, "Variable", Variable, raising=False)
-        return self
 
 
 def fail_reading_after(op: DataMasqueRunOperator, polls: int) -> None:
