@@ -35,7 +35,7 @@ def render(outputs: dict[str, BenchOutput], timings: dict[str, float], quick: bo
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench` (`python -m benchmarks.run`"
+        "Written by `make bench` (`python -m benchmarks.run"
         + (" --quick`, smoke mode" if quick else "`")
         + ").",
         "",
