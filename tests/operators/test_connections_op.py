@@ -18,32 +18,15 @@ from airflow_provider_datamasque.operators.connections import (
     secret_values,
 )
 
-try:
-    from .conftest_resources import (
-        BASE,
-        CONNECTION_ID,
-        PG_CONFIG,
-        PG_PASSWORD,
-        api_calls,
-        emu,
-        logs,
-        make_dag,
-        mock_api,
-        writes,
-    )
-except ImportError:
-    from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
-        BASE,
-        CONNECTION_ID,
-        PG_CONFIG,
-        PG_PASSWORD,
-        api_calls,
-        emu,
-        logs,
-        make_dag,
-        mock_api,
-        writes,
-    )
+from .conftest_resources import (
+    BASE,
+    CONNECTION_ID,
+    PG_CONFIG,
+    PG_PASSWORD,
+    api_calls,
+    make_dag,
+    writes,
+)
 
 COLLECTION = f"{BASE}/api/connections/"
 OBJECT = f"{BASE}/api/connections/{CONNECTION_ID}/"

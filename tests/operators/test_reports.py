@@ -22,24 +22,11 @@ from airflow_provider_datamasque.hooks.errors import (
 )
 from airflow_provider_datamasque.operators.reports import DataMasqueSddReportOperator, local_path_of
 
-try:
-    from .conftest_resources import (
-        BASE,
-        emu,
-        finished_run,
-        logs,
-        make_dag,
-        mock_api,
-    )
-except ImportError:
-    from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
-        BASE,
-        emu,
-        finished_run,
-        logs,
-        make_dag,
-        mock_api,
-    )
+from .conftest_resources import (
+    BASE,
+    finished_run,
+    make_dag,
+)
 
 REPORT_URL = f"{BASE}/api/runs/42/sdd-report/"
 CSV = (

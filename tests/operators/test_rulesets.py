@@ -17,30 +17,14 @@ from airflow_provider_datamasque.operators.rulesets import (
     validity_of,
 )
 
-try:
-    from .conftest_resources import (
-        BASE,
-        RULESET_ID,
-        TYPO_YAML,
-        api_calls,
-        emu,
-        logs,
-        make_dag,
-        mock_api,
-        writes,
-    )
-except ImportError:
-    from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
-        BASE,
-        RULESET_ID,
-        TYPO_YAML,
-        api_calls,
-        emu,
-        logs,
-        make_dag,
-        mock_api,
-        writes,
-    )
+from .conftest_resources import (
+    BASE,
+    RULESET_ID,
+    TYPO_YAML,
+    api_calls,
+    make_dag,
+    writes,
+)
 
 V2_LIST = f"{BASE}/api/v2/rulesets/"
 COLLECTION = f"{BASE}/api/rulesets/"

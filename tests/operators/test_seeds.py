@@ -13,16 +13,7 @@ import pytest
 from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError
 from airflow_provider_datamasque.operators.seeds import DataMasqueUploadSeedOperator
 
-try:
-    from .conftest_resources import BASE, api_calls, emu, make_dag, mock_api
-except ImportError:
-    from conftest_resources import (  # type: ignore[no-redef]  # noqa: F401
-        BASE,
-        api_calls,
-        emu,
-        make_dag,
-        mock_api,
-    )
+from .conftest_resources import BASE, api_calls, make_dag
 
 SEEDS = f"{BASE}/api/seeds/"
 CSV = b"first_name\nAroha\nMere\nTama\n"
