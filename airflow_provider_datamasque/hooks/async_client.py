@@ -15,7 +15,6 @@ import asyncio
 import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import astuple
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -56,7 +55,9 @@ class AsyncDataMasqueClient(ClientCore):
         super().__init__(config, mask_secret=mask_secret)
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
+        self._proxy: tuple[Any, Any] | None = None  # (proxy URL or None, proxy auth), found once
         self._login_lock = asyncio.Lock()
+        self._session_lock = asyncio.Lock()
         self.users = 0
 
     def _remember_secret(self, *values: str | None) -> None:
@@ -75,22 +76,29 @@ class AsyncDataMasqueClient(ClientCore):
     async def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is not None and not self._session.closed:
             return self._session
+        async with self._session_lock:  # users arriving meanwhile wait for this one session
+            if self._session is None or self._session.closed:
+                self._session = await self._new_session()
+        return self._session
+
+    async def _new_session(self) -> aiohttp.ClientSession:
         ssl_setting: ssl.SSLContext | bool = self.config.verify is not False
         if isinstance(self.config.verify, str):
             if self._ssl is None:  # reading a CA bundle is file I/O: keep it off the loop
                 self._ssl = await asyncio.to_thread(_ssl_context, self.config.verify)
             ssl_setting = self._ssl
-        if self._session is None or self._session.closed:  # another user may have made it meanwhile
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_LIMIT, ssl=ssl_setting),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
-                ),
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as requests honours them
-            )
-        return self._session
+        if self._proxy is None:
+            # Once per client, not per request: aiohttp's trust_env looks the proxy up (and reads
+            # ~/.netrc) in a worker thread for every request, two thread hops per poll.
+            self._proxy = await asyncio.to_thread(_env_proxy, self.config.base_url)
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_LIMIT, ssl=ssl_setting),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout
+            ),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     @property
     def closed(self) -> bool:
@@ -133,6 +141,7 @@ class AsyncDataMasqueClient(ClientCore):
         method = method.upper()
         attempts = self._attempts(method, path, idempotent, authenticated, bodies=(json_body,))
         session = await self._ensure_session()
+        proxy, proxy_auth = self._proxy or (None, None)
         while True:
             token = None
             request_headers = headers
@@ -142,7 +151,12 @@ class AsyncDataMasqueClient(ClientCore):
                 request_headers = {**headers, **auth} if headers else auth
             try:
                 async with session.request(
-                    method, attempts.url, json=json_body, headers=request_headers
+                    method,
+                    attempts.url,
+                    json=json_body,
+                    headers=request_headers,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 ) as response:
                     reply = AsyncReply(response.status, response.headers, await response.read())
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -190,6 +204,21 @@ def off_loop(func: Callable[..., T], *args: Any) -> Awaitable[T]:
     return sync_to_async(func)(*args)
 
 
+def _env_proxy(base_url: str) -> tuple[Any, Any]:
+    """(proxy, proxy auth) for DataMasque from HTTP(S)_PROXY / NO_PROXY, as requests reads them.
+
+    All of a client's requests go to its own origin (``paginate`` re-homes foreign links), so one
+    answer serves them all.
+    """
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return get_env_proxy_for_url(URL(base_url))
+    except LookupError:  # no proxy for this host, or NO_PROXY names it
+        return None, None
+
+
 def _ssl_context(cafile: str) -> ssl.SSLContext:
     import ssl
 
@@ -210,7 +239,7 @@ def acquire_client(
     edited in Airflow gets a fresh client and never a stale login.
     """
     clients = _shared.setdefault(asyncio.get_running_loop(), {})
-    key = astuple(config)
+    key = config.identity
     client = clients.get(key)
     if client is None or client.closed:
         client = clients[key] = AsyncDataMasqueClient(config, mask_secret=mask_secret)
@@ -224,7 +253,7 @@ async def release_client(client: AsyncDataMasqueClient) -> None:
     if client.users > 0:
         return
     clients = _shared.get(asyncio.get_running_loop(), {})
-    key = astuple(client.config)
+    key = client.config.identity
     if clients.get(key) is client:
         del clients[key]
     await client.close()

@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from airflow_provider_datamasque import __version__
 from airflow_provider_datamasque.hooks.errors import (
@@ -192,6 +193,14 @@ class ClientConfig:
     def __repr__(self) -> str:
         # Never let a password or token reach a log line through repr().
         return f"ClientConfig(base_url={self.base_url!r}, username={self.username!r})"
+
+    @cached_property
+    def identity(self) -> tuple[Any, ...]:
+        """Every setting as one hashable value, equal for equal settings: a shared client's key.
+
+        Cached: ``astuple`` deep-copies, and a thousand triggers starting together each look it up.
+        """
+        return astuple(self)
 
 
 def normalize_base_url(url: str, default_scheme: str = "https") -> str:
@@ -415,9 +424,11 @@ class ClientCore:
             )
 
     def url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
+        if path[:8].lower().startswith(("http://", "https://")):  # a full URL (a next-page link)
             return path
-        return urljoin(self.config.base_url + "/", path.lstrip("/"))
+        # Plain joining: the base has no trailing slash, query or fragment (normalize_base_url), and
+        # urljoin would read a path segment like "a:b" as a scheme. Runs once per request.
+        return f"{self.config.base_url}/{path.lstrip('/')}"
 
     def _attempts(
         self,

@@ -181,3 +181,87 @@ def test_a_changed_connection_gets_its_own_client(emu: DataMasqueEmulator) -> No
 
     first, second = asyncio.run(main())
     assert first is not second
+
+
+class _RecordingProxy:
+    """A forward HTTP proxy that records each request line and passes the request on."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        seen = self.seen = []  # type: list[str]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_any(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")
+                }
+                request = urllib.request.Request(self.path, data=body, headers=headers, method=self.command)
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                try:
+                    with opener.open(request) as answer:
+                        status, answer_headers, payload = answer.status, answer.headers, answer.read()
+                except urllib.error.HTTPError as error:
+                    status, answer_headers, payload = error.code, error.headers, error.read()
+                self.send_response(status)
+                for key in ("Content-Type",):
+                    if answer_headers.get(key):
+                        self.send_header(key, answer_headers[key])
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_any
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("bypass", [False, True], ids=["via-proxy", "no-proxy-bypass"])
+def test_http_proxy_from_the_environment_is_used_and_no_proxy_is_honoured(
+    emu: DataMasqueEmulator, monkeypatch: pytest.MonkeyPatch, bypass: bool
+) -> None:
+    """HTTP_PROXY / NO_PROXY apply in the triggerer as in the worker (requests reads them too),
+    looked up once per client rather than in a thread for every request."""
+    proxy = _RecordingProxy()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            if bypass:
+                monkeypatch.setenv(name, "127.0.0.1,localhost")
+            else:
+                monkeypatch.delenv(name, raising=False)
+
+        async def main() -> list[dict[str, Any]]:
+            client = AsyncDataMasqueClient(config(emu))
+            try:
+                return [await client.request_json("GET", "/api/runs/?limit=1") for _ in range(3)]
+            finally:
+                await client.close()
+
+        answers = asyncio.run(main())
+    finally:
+        proxy.close()
+    assert all("results" in answer or isinstance(answer, list) for answer in answers)
+    through_proxy = [line for line in proxy.seen if line.startswith("GET ")]
+    if bypass:
+        assert proxy.seen == []
+    else:
+        # Absolute-form request lines: the proxy was asked to fetch DataMasque's URLs.
+        assert len(through_proxy) == 3
+        assert all(line.startswith(f"GET {emu.url}/api/runs/") for line in through_proxy)
+        assert any(line.startswith(f"POST {emu.url}/api/auth/token/login/") for line in proxy.seen)
