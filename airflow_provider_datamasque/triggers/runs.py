@@ -12,25 +12,77 @@ worker thread (Airflow 3's triggerer forbids sync connection reads on the loop),
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import mask_secret
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_datamasque.hooks.client import is_transient
+from airflow_provider_datamasque.hooks.errors import (
+    DataMasqueApiError,
+    DataMasqueError,
+    DataMasqueNotFoundError,
+    DataMasqueTransportError,
+)
+from airflow_provider_datamasque.hooks.runs import RunStatus
+from airflow_provider_datamasque.monitor import RunMonitor
+
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from airflow_provider_datamasque.hooks.client import ClientConfig
-    from airflow_provider_datamasque.monitor import RunMonitor
 
 
 #: Connection reads in flight, per event loop and connection id. Triggers that start together (a
 #: triggerer picking up hundreds at once) wait for one read instead of queueing hundreds of threads;
 #: nothing is kept once the read is done, so an edited connection is seen by the next trigger.
-_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[ClientConfig]]] = (
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedRead]] = (
     weakref.WeakKeyDictionary()
 )
+
+#: Triggers woken per event-loop turn when a shared connection read ends: each goes on to set up its
+#: watch, and waking hundreds in one turn would hold the loop for all of them.
+WAKE_BATCH = 25
+
+
+class _SharedRead:
+    """One connection read for every trigger that asks while it runs; waiters wake a batch per turn."""
+
+    def __init__(self, read: Awaitable[ClientConfig], done: Callable[[], object]) -> None:
+        self._waiters: list[asyncio.Future[ClientConfig]] = []
+        self._task = asyncio.ensure_future(self._run(read, done))
+
+    async def _run(self, read: Awaitable[ClientConfig], done: Callable[[], object]) -> None:
+        try:
+            config: ClientConfig | None = await read
+            error: BaseException | None = None
+        except asyncio.CancelledError:
+            for waiter in self._waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            config, error = None, exc
+        finally:
+            done()  # later triggers start a fresh read
+        for index, waiter in enumerate(self._waiters):
+            if index and index % WAKE_BATCH == 0:
+                await asyncio.sleep(0)
+            if waiter.done():  # that trigger was cancelled meanwhile
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(config)  # type: ignore[arg-type]
+
+    def wait(self) -> asyncio.Future[ClientConfig]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
 
 
 class DataMasqueRunTrigger(BaseTrigger):
@@ -87,16 +139,16 @@ class DataMasqueRunTrigger(BaseTrigger):
 
     async def _config(self) -> ClientConfig:
         """The connection's settings, read in a worker thread (shared with triggers reading it now)."""
-        from airflow_provider_datamasque.hooks.async_client import off_loop
-
+        off_loop = _transport().off_loop
         loop = asyncio.get_running_loop()
         pending = _reads.setdefault(loop, {})
         conn_id = self.datamasque_conn_id
         read = pending.get(conn_id)
         if read is None:
-            read = pending[conn_id] = asyncio.ensure_future(off_loop(self._read_config))
-            read.add_done_callback(lambda _: pending.pop(conn_id, None))
-        return await asyncio.shield(read)
+            read = pending[conn_id] = _SharedRead(
+                off_loop(self._read_config), lambda: pending.pop(conn_id, None)
+            )
+        return await read.wait()
 
     def _read_config(self) -> ClientConfig:
         """The connection's client settings; reads the Airflow connection, so call it off the loop."""
@@ -105,25 +157,13 @@ class DataMasqueRunTrigger(BaseTrigger):
         return DataMasqueHook(datamasque_conn_id=self.datamasque_conn_id).config
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.providers.common.compat.sdk import mask_secret
-
-        from airflow_provider_datamasque.hooks.async_client import acquire_client, release_client
-        from airflow_provider_datamasque.hooks.client import is_transient
-        from airflow_provider_datamasque.hooks.errors import (
-            DataMasqueApiError,
-            DataMasqueError,
-            DataMasqueNotFoundError,
-            DataMasqueTransportError,
-        )
-        from airflow_provider_datamasque.hooks.runs import RunStatus
-        from airflow_provider_datamasque.monitor import RunMonitor
-
         try:
             config = await self._config()
         except DataMasqueError as exc:
             yield self._event("error", None, f"Cannot watch DataMasque run {self.run_id}: {exc}")
             return
-        client = acquire_client(config, mask_secret=mask_secret)
+        transport = _transport()
+        client = transport.acquire_client(config, mask_secret=mask_secret)
         monitor = RunMonitor(None, self.run_id, self.log, stream_logs=self.stream_logs)
         monitor.restore(self.monitor_state)
         failures = 0
@@ -179,10 +219,20 @@ class DataMasqueRunTrigger(BaseTrigger):
                 )
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
         finally:
-            await release_client(client)
+            await transport.release_client(client)
 
     def _first_delay(self) -> float:
         delay = random.uniform(0, self.poll_interval)
         if self.end_time is not None:
             delay = min(delay, max(0.0, self.end_time - time.time()))
         return delay
+
+
+@functools.cache
+def _transport() -> ModuleType:
+    """``hooks.async_client``, imported on first use (aiohttp is heavy; DAG files that import this
+    module never need it) and looked up once, not once per trigger start: a thousand triggers
+    starting together would each pay for the import statement on the event loop."""
+    from airflow_provider_datamasque.hooks import async_client
+
+    return async_client

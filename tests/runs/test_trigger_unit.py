@@ -198,3 +198,85 @@ def test_resumed_trigger_does_not_relog_lines(
     assert second["status"] == "success"
     assert second["monitor"]["cursor"] == first["monitor"]["cursor"]
     assert "[DataMasque " not in output(capfd)
+
+
+def _wake_order(n: int, read: Any, cancel: int | None = None) -> tuple[list[Any], list[int]]:
+    """Start ``n`` triggers' connection reads together; return each outcome and the loop turn it woke in."""
+    import asyncio
+
+    from airflow_provider_datamasque.triggers import runs as trigger_module
+
+    async def main() -> tuple[list[Any], list[int]]:
+        turn = 0
+        stop = False
+
+        async def count_turns() -> None:
+            nonlocal turn
+            while not stop:
+                await asyncio.sleep(0)
+                turn += 1
+
+        counter = asyncio.create_task(count_turns())
+        woke: list[int] = [-1] * n
+
+        async def one(index: int) -> Any:
+            trigger = DataMasqueRunTrigger(index, poll_interval=1)
+            try:
+                result = await trigger._config()
+            except BaseException as exc:
+                result = exc
+            woke[index] = turn
+            return result
+
+        tasks = [asyncio.create_task(one(i)) for i in range(n)]
+        await asyncio.sleep(0)
+        if cancel is not None:
+            tasks[cancel].cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        stop = True
+        await counter
+        assert not any(trigger_module._reads.values())  # nothing kept once the read is done
+        return list(outcomes), woke
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(DataMasqueRunTrigger, "_read_config", read):
+        return asyncio.run(main())
+
+
+def test_triggers_sharing_a_connection_read_wake_a_batch_per_loop_turn() -> None:
+    """A thousand triggers picked up together share one connection read, and are woken
+    WAKE_BATCH per event-loop turn so setting them all up never holds the loop in one go."""
+    from airflow_provider_datamasque.hooks.client import ClientConfig
+    from airflow_provider_datamasque.triggers.runs import WAKE_BATCH
+
+    reads: list[int] = []
+    config = ClientConfig(base_url="http://dm.test", api_token="t0ken-value")
+
+    def read(self: DataMasqueRunTrigger) -> ClientConfig:
+        reads.append(self.run_id)
+        time.sleep(0.05)  # long enough for every trigger to be waiting when it ends
+        return config
+
+    n = 10 * WAKE_BATCH + 3
+    outcomes, woke = _wake_order(n, read, cancel=7)
+    assert len(reads) == 1
+    assert isinstance(outcomes[7], BaseException)  # the cancelled one
+    assert all(outcome is config for i, outcome in enumerate(outcomes) if i != 7)
+    per_turn: dict[int, int] = {}
+    for i, turn in enumerate(woke):
+        if i != 7:
+            per_turn[turn] = per_turn.get(turn, 0) + 1
+    assert max(per_turn.values()) <= WAKE_BATCH
+    assert len(per_turn) >= (n - 1) // WAKE_BATCH
+
+
+def test_a_failed_shared_connection_read_reaches_every_waiting_trigger() -> None:
+    from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError
+
+    def read(self: DataMasqueRunTrigger) -> Any:
+        time.sleep(0.05)
+        raise DataMasqueConfigError("The connection 'datamasque_default' is not defined.")
+
+    outcomes, _ = _wake_order(60, read)
+    assert all(isinstance(outcome, DataMasqueConfigError) for outcome in outcomes)
