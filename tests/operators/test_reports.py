@@ -325,3 +325,117 @@ def test_emulator_missing_report_both_modes(emu: Any, tmp_path: Path) -> None:
         op(run_id=run_id, if_missing="skip", destination="memory://reports/none.csv").execute({})
     assert list(tmp_path.iterdir()) == []
     assert not fsspec.filesystem("memory").exists("/reports/none.csv")
+
+
+# -- the direct socket-to-file copy -------------------------------------------------------------------
+
+
+class _OneShotServer:
+    """Answers every request with the same raw bytes, then closes the connection (no keep-alive)."""
+
+    def __init__(self, answer: bytes) -> None:
+        import socket
+        import threading
+
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _token_connection(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DATAMASQUE_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "datamasque",
+                "host": url,
+                "extra": {"api_token": "t0ken-for-tests", "max_retries": 0},
+            }
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n"
+            + b"x" * 300,
+            id="short-content-length",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"12c\r\n" + b"x" * 300 + b"\r\n",
+            id="chunked-without-last-chunk",
+        ),
+    ],
+)
+def test_a_body_cut_short_over_real_http_fails_and_leaves_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answer: bytes
+) -> None:
+    """The direct socket-to-file copy checks the length itself, as urllib3 would have."""
+    server = _OneShotServer(answer)
+    try:
+        _token_connection(monkeypatch, server.url)
+        target = tmp_path / "report.csv"
+        with pytest.raises(DataMasqueTransportError, match=r"Lost the connection to DataMasque .* run 42"):
+            op(destination=str(target), chunk_size=128).execute({})
+    finally:
+        server.close()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.integration
+def test_emulator_report_to_a_local_file_is_read_straight_into_one_buffer(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local files take the direct copy (socket into one reused buffer); the bytes are the same
+    as a plain download of the same URL."""
+    import hashlib
+
+    import requests
+
+    from airflow_provider_datamasque.operators import reports
+
+    total = 3 * 1024 * 1024 + 17
+    run_id = finished_run(emu, name=f"big [emulator:report_bytes={total}]")
+    taken: list[str] = []
+    real = reports._blocks_into
+
+    def spy(*args: Any) -> Any:
+        taken.append("direct")
+        return real(*args)
+
+    monkeypatch.setattr(reports, "_blocks_into", spy)
+    target = tmp_path / "report.csv"
+    op(run_id=run_id, destination=str(target), chunk_size=64 * 1024).execute({})
+    plain = requests.get(
+        f"{emu.url}/api/runs/{run_id}/sdd-report/",
+        headers={"Authorization": f"Token {emu.api_token}"},
+        timeout=30,
+    )
+    assert taken == ["direct"]
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(plain.content).hexdigest()
+    assert target.stat().st_size == len(plain.content)
