@@ -7,6 +7,7 @@ compete with the client for the interpreter lock, inflating every client-side fi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import multiprocessing
 import os
@@ -14,7 +15,7 @@ import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -105,23 +106,65 @@ def mb(value: float) -> str:
 # ---- the emulator in a child process ----------------------------------------------------------
 
 
-def _emulator_main(pipe: Connection, run_seconds: float) -> None:
+def _emulator_main(pipe: Connection, run_seconds: float, cpus: frozenset[int] | None) -> None:
     from benchmarks import _emuproc
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     _emuproc.serve(pipe, run_seconds)
+
+
+def split_cpus() -> tuple[frozenset[int], frozenset[int]] | None:
+    """(CPUs for the code measured, CPUs for the emulator), or None when there are not two to split.
+
+    A real DataMasque runs on its own machine; on a shared 2-core box the emulator's request handling
+    would otherwise preempt the client's event loop and show up as the client's stall.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return frozenset(cpus[:half]), frozenset(cpus[half:])
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the block with this process (all its threads) on ``cpus``; restore the old set after."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    for tid in _thread_ids():
+        os.sched_setaffinity(tid, cpus)
+    try:
+        yield
+    finally:
+        for tid in _thread_ids():
+            with contextlib.suppress(OSError):  # a thread may have ended meanwhile
+                os.sched_setaffinity(tid, before)
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 class RemoteEmulator:
     """A ``DataMasqueEmulator`` in a spawned child process, driven over a pipe.
 
-    ``call(name, **kwargs)`` runs ``benchmarks._emuproc.<name>(emulator, **kwargs)`` in the child.
+    ``call(name, **kwargs)`` runs ``benchmarks._emuproc.<name>(emulator, **kwargs)`` in the child;
+    ``cpus`` keeps the child (and its threads) on those CPUs.
     """
 
-    def __init__(self, run_seconds: float = 5.0) -> None:
+    def __init__(self, run_seconds: float = 5.0, cpus: frozenset[int] | None = None) -> None:
         self.run_seconds = run_seconds
         ctx = multiprocessing.get_context("spawn")
         self._pipe, child = ctx.Pipe()
-        self._process = ctx.Process(target=_emulator_main, args=(child, run_seconds), daemon=True)
+        self._process = ctx.Process(target=_emulator_main, args=(child, run_seconds, cpus), daemon=True)
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> RemoteEmulator:

@@ -47,7 +47,8 @@ def render(outputs: dict[str, BenchOutput], timings: dict[str, float], quick: bo
         + ")",
         "",
         "The emulator runs in a child process in benchmarks 2-6, so its CPU is not counted against the "
-        "client, but it shares this machine's cores with the client (and with anything else running).",
+        "client, but it shares this machine's cores with the client (and with anything else running); "
+        "many_triggers pins the emulator and the client to separate CPUs, as a remote DataMasque would be.",
         "",
         "many_triggers measures the trigger as shipped (native async: aiohttp on the event loop, one shared "
         "session and login per connection) against the other design, the sync hook in asyncio.to_thread "
