@@ -1,11 +1,20 @@
-"""Run every benchmark and rewrite ``benchmarks/RESULTS.md``: ``python -m benchmarks.run [--quick]``."""
+"""Run every benchmark and rewrite ``benchmarks/RESULTS.md``: ``python -m benchmarks.run [--quick]``.
+
+Each benchmark runs in a fresh interpreter of its own, as an Airflow task or triggerer process would:
+what one leaves behind (a heap grown by a thousand triggers, threads, freed-but-kept memory) must
+not weigh on the next one's figures. The child writes its results as JSON for this process to render.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import logging
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -46,6 +55,7 @@ def render(outputs: dict[str, BenchOutput], timings: dict[str, float], quick: bo
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
         + ")",
         "",
+        "Each benchmark runs in a fresh interpreter of its own, so none inherits another's heap or threads. "
         "The emulator runs in a child process in benchmarks 2-6, so its CPU is not counted against the "
         "client, but it shares this machine's cores with the client (and with anything else running); "
         "many_triggers pins the emulator and the client to separate CPUs, as a remote DataMasque would be.",
@@ -76,6 +86,48 @@ def render(outputs: dict[str, BenchOutput], timings: dict[str, float], quick: bo
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _crashed(name: str, error: str) -> BenchOutput:
+    return BenchOutput(
+        results=[Result(name, "benchmark run", "completes", "crashed", False)],
+        misses=[
+            f"{name}: the benchmark crashed: {error.strip().splitlines()[-1] if error.strip() else 'no output'}"
+        ],
+    )
+
+
+def run_child(name: str, quick: bool, out: str) -> int:
+    """``--child NAME``: run one benchmark in this process and write its output to ``out`` as JSON."""
+    func = dict(BENCHMARKS)[name]
+    try:
+        output = func(quick)
+        code = 0
+    except Exception:
+        error = traceback.format_exc()
+        print(error, file=sys.stderr)
+        output, code = _crashed(name, error), 1
+    Path(out).write_text(json.dumps(dataclasses.asdict(output)))
+    return code
+
+
+def run_in_child(name: str, quick: bool) -> tuple[BenchOutput, bool]:
+    """One benchmark in a fresh interpreter; (its output, whether it failed)."""
+    with tempfile.TemporaryDirectory(prefix="dm-bench-") as workdir:
+        out = Path(workdir, "output.json")
+        command = [sys.executable, "-m", "benchmarks.run", "--child", name, "--out", str(out)]
+        code = subprocess.run(command + (["--quick"] if quick else []), check=False).returncode
+        if not out.exists():
+            return _crashed(
+                name, f"the benchmark process exited with {code} before writing its results"
+            ), True
+        data = json.loads(out.read_text())
+    output = BenchOutput(
+        results=[Result(**result) for result in data["results"]],
+        details=list(data["details"]),
+        misses=list(data["misses"]),
+    )
+    return output, code != 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller smoke run (about a minute or two)")
@@ -83,27 +135,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="print the results, do not rewrite RESULTS.md"
     )
+    parser.add_argument("--child", choices=[name for name, _ in BENCHMARKS], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.child:
+        return run_child(args.child, args.quick, args.out)
     outputs: dict[str, BenchOutput] = {}
     timings: dict[str, float] = {}
     started = time.perf_counter()
     failed = False
-    for name, func in BENCHMARKS:
+    for name, _ in BENCHMARKS:
         if args.only and name not in args.only:
             continue
         print(f"== {name}", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        try:
-            outputs[name] = func(args.quick)
-        except Exception:
-            failed = True
-            error = traceback.format_exc()
-            print(error, file=sys.stderr)
-            outputs[name] = BenchOutput(
-                results=[Result(name, "benchmark run", "completes", "crashed", False)],
-                misses=[f"{name}: the benchmark crashed: {error.strip().splitlines()[-1]}"],
-            )
+        outputs[name], crashed = run_in_child(name, args.quick)
+        failed = failed or crashed
         timings[name] = time.perf_counter() - start
         for r in outputs[name].results:
             verdict = "info" if r.passed is None else ("PASS" if r.passed else "MISS")
