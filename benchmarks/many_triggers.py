@@ -166,10 +166,16 @@ class ThreadOffloadTrigger(DataMasqueRunTrigger):
                 monitor.hook.close()
 
 
+#: The triggers' logger here: run-log lines are not formatted or written (Airflow's logging set-up
+#: would otherwise print each at INFO), so the figures are the triggers' own work.
+_QUIET_LOG = logging.getLogger("benchmarks.trigger")
+_QUIET_LOG.setLevel(logging.WARNING)
+
+
 def _watcher(design: str, run_id: int, poll_interval: float) -> Callable[[], Coroutine[Any, Any, float]]:
     cls = DataMasqueRunTrigger if design == "async" else ThreadOffloadTrigger
     trigger = cls(run_id, poll_interval=poll_interval, stream_logs=True)
-    trigger._log = logging.getLogger("benchmarks.trigger")  # type: ignore[assignment]
+    trigger._log = _QUIET_LOG  # type: ignore[assignment]
 
     async def watch() -> float:
         async for event in trigger.run():
