@@ -49,11 +49,12 @@ class RunMonitor:
 
     def poll(self) -> dict[str, Any]:
         """Read the run and log the lines added since the last poll; return the run."""
-        self.emit(self.fetch())
+        self.emit(*self.fetch())
         return self.run
 
-    def fetch(self) -> list[Any]:
-        """The I/O half of a poll: the run, then the log entries added since the cursor.
+    def fetch(self) -> tuple[list[Any], LogCursor]:
+        """The I/O half of a poll: the run, then the log entries added since the cursor, and the
+        cursor after them. The monitor's own cursor moves only when :meth:`emit` logs them.
 
         Status is read before the log, so once the status is terminal the log read is complete.
         """
@@ -61,29 +62,39 @@ class RunMonitor:
             raise TypeError("RunMonitor without a hook reads through fetch_async")
         self.run = self.hook.get_run(self.run_id)
         if not self.stream_logs:
-            return []
-        entries, self.cursor = self.hook.get_run_log_since(
-            self.run_id, self.cursor, final=RunStatus.is_terminal(self.status)
-        )
-        return entries
+            return [], self.cursor
+        return self.hook.get_run_log_since(self.run_id, self.cursor, final=RunStatus.is_terminal(self.status))
 
-    async def fetch_async(self, reader: AsyncDataMasqueClient) -> list[Any]:
+    async def fetch_async(self, reader: AsyncDataMasqueClient) -> tuple[list[Any], LogCursor]:
         """:meth:`fetch` over the async transport (the trigger's), with the same cursor and order."""
         self.run = await reader.get_run(self.run_id)
         if not self.stream_logs:
-            return []
-        entries, self.cursor = await reader.get_run_log_since(
+            return [], self.cursor
+        return await reader.get_run_log_since(
             self.run_id, self.cursor, final=RunStatus.is_terminal(self.status)
         )
-        return entries
 
-    def emit(self, entries: list[Any]) -> None:
-        """The logging half of a poll (kept apart so a trigger logs on its own event loop)."""
-        for entry in entries:
-            level, text = format_log_entry(entry)
-            self.level_counts[LOG_LEVEL_NAMES.get(level, logging.getLevelName(level))] += 1
-            self.tail.append((level, text))
-            self.log.log(level, "%s", text)
+    def emit(self, entries: list[Any], cursor: LogCursor) -> None:
+        """The logging half of a poll (kept apart so a trigger logs on its own event loop): log
+        ``entries`` and move the cursor to ``cursor``, the position after them.
+
+        Each line is logged exactly once even when the task is stopped in the middle (a timeout or
+        SIGTERM raises wherever the task happens to be): the cursor then records the lines that
+        were logged, by count, so the next read (the drain after a cancel, or a retry) carries on
+        at the first line not logged.
+        """
+        start, logged = self.cursor, 0
+        try:
+            for entry in entries:
+                level, text = format_log_entry(entry)
+                self.log.log(level, "%s", text)
+                logged += 1
+                self.level_counts[LOG_LEVEL_NAMES.get(level, logging.getLevelName(level))] += 1
+                self.tail.append((level, text))
+        finally:
+            # Stopped part-way: no byte offset is known for a line inside the batch, so the next
+            # read takes the whole log and skips the lines counted here.
+            self.cursor = cursor if logged == len(entries) else LogCursor(start.count + logged)
 
     def state(self) -> dict[str, Any]:
         """What a trigger event or a rescheduled sensor needs to carry on where this left off."""

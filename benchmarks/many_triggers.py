@@ -155,7 +155,7 @@ class ThreadOffloadTrigger(DataMasqueRunTrigger):
         monitor = await asyncio.to_thread(make_monitor)
         try:
             while True:
-                monitor.emit(await asyncio.to_thread(monitor.fetch))
+                monitor.emit(*await asyncio.to_thread(monitor.fetch))
                 if RunStatus.is_terminal(monitor.status):
                     outcome = "success" if RunStatus.is_success(monitor.status) else "failed"
                     yield self._event(outcome, monitor, monitor.summary())

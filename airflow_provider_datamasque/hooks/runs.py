@@ -202,7 +202,7 @@ def parse_log_tail(
         stripped[:1] == b"[" if base == 0 else body.lstrip(b",\n\r\t ")[:1] in (b"{", b"[", b'"', b"]", b"")
     )
     if base == 0 and not is_json:
-        return _parse_text_tail(body, cursor, final)
+        return _parse_text_tail(body, cursor, final, whole=True)
     if not is_json:
         lines, tail = _parse_text_tail(body, LogCursor(cursor.count, max(start, 0)), final)
         return lines, LogCursor(tail.count, base + tail.offset)
@@ -211,7 +211,7 @@ def parse_log_tail(
         try:
             entries = json.loads(body)
         except ValueError:
-            return _parse_text_tail(body, LogCursor(cursor.count, 0), final)
+            return _parse_text_tail(body, LogCursor(cursor.count, 0), final, whole=True)
         if not isinstance(entries, list):
             entries = [entries]
         end = body.rstrip().rfind(b"]")
@@ -248,11 +248,18 @@ def _is_entry_boundary(body: bytes, position: int) -> bool:
     return body[position - 1 : position] == b"}" and body[position:].lstrip()[:1] in (b",", b"]")
 
 
-def _parse_text_tail(body: bytes, cursor: LogCursor, final: bool) -> tuple[list[Any], LogCursor]:
+def _parse_text_tail(
+    body: bytes, cursor: LogCursor, final: bool, *, whole: bool = False
+) -> tuple[list[Any], LogCursor]:
+    """Complete new lines of a plain-text log. ``whole``: ``body`` is the whole log, so a cursor
+    with a count and no offset (a reader stopped part-way through a batch) skips that many lines."""
     start = min(cursor.offset, len(body))
     chunk = body[start:]
     cut = len(chunk) if final else chunk.rfind(b"\n") + 1
     lines = [line for line in chunk[:cut].decode("utf-8", "replace").splitlines() if line.strip()]
+    if whole and start == 0 and cursor.count:
+        lines = lines[cursor.count :]
+        return lines, LogCursor(cursor.count + len(lines), cut)
     return lines, LogCursor(cursor.count + len(lines), start + cut)
 
 

@@ -174,7 +174,7 @@ class DataMasqueRunTrigger(BaseTrigger):
                 await asyncio.sleep(self._first_delay())
             while True:
                 try:
-                    entries = await monitor.fetch_async(client)
+                    entries, cursor = await monitor.fetch_async(client)
                     failures = 0
                 except DataMasqueNotFoundError as exc:
                     yield self._event("error", monitor, f"DataMasque run {self.run_id} not found: {exc}")
@@ -195,8 +195,8 @@ class DataMasqueRunTrigger(BaseTrigger):
                         wait,
                     )
                     entries = None
-                if entries:
-                    monitor.emit(entries)
+                if entries is not None:
+                    monitor.emit(entries, cursor)
                 if entries is not None and RunStatus.is_terminal(monitor.status):
                     status = monitor.status
                     if RunStatus.is_success(status):
