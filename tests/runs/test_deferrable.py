@@ -21,9 +21,9 @@ from ._harness import (
     DataMasqueEmulator,
     assert_lines_once,
     make_context,
+    mask_task_source,
     run_operator,
     start_run,
-    task_source,
     ti_states,
     wait_run_status,
     xcom,
@@ -52,12 +52,7 @@ def test_deferrable_operator_in_a_dag_run(
     monkeypatch.setattr(DataMasqueRunTrigger, "run", spy_run)
     dag = dag_factory(
         [
-            task_source(
-                "mask",
-                "DataMasqueRunOperator",
-                task_id="mask",
-                source_connection="pg",
-                ruleset="rs",
+            mask_task_source(
                 run_name="deferred [emulator:log_lines=3]",
                 poll_interval=0.3,
                 deferrable=True,
@@ -83,12 +78,7 @@ def test_deferrable_execution_timeout_cancels_the_run(
 ) -> None:
     dag = dag_factory(
         [
-            task_source(
-                "mask",
-                "DataMasqueRunOperator",
-                task_id="mask",
-                source_connection="pg",
-                ruleset="rs",
+            mask_task_source(
                 run_name="slow [emulator:long]",
                 poll_interval=0.3,
                 deferrable=True,

@@ -1,0 +1,191 @@
+"""A retry carries on where the earlier try's log stopped: the sensor in poke, reschedule and
+deferrable mode, and the deferrable operator reattaching to a still-active run. Real retries
+through ``dag.test()`` and real Airflow Variables; try 1 loses DataMasque mid-run with a 403 (not
+waited through), try 2 must log each run-log line the earlier try did not, and no other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_datamasque.hooks.errors import DataMasqueAuthError
+
+from ._harness import (
+    DataMasqueEmulator,
+    FakeVariables,
+    assert_lines_once,
+    make_context,
+    mask_task_source,
+    start_run,
+    ti_states,
+)
+from .test_run_sensor import PULLED_ID, output, sensor_source, start_task
+
+
+def cursor_variables() -> list[str]:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [
+            v.key
+            for v in session.query(Variable)
+            if v.key.startswith(("datamasque_sensor_cursor.", "datamasque_run_cursor."))
+        ]
+
+
+def lose_datamasque_once(monkeypatch: pytest.MonkeyPatch, at_read: int) -> dict[str, int]:
+    """The ``at_read``-th read of the run (worker or triggerer) answers 403: that try fails."""
+    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+    from airflow_provider_datamasque.monitor import RunMonitor
+
+    calls = {"n": 0}
+    real_get_run, real_fetch_async = DataMasqueHook.get_run, RunMonitor.fetch_async
+
+    def denied_now() -> bool:
+        calls["n"] += 1
+        return calls["n"] == at_read
+
+    def get_run(self: DataMasqueHook, run_id: Any) -> dict[str, Any]:
+        if denied_now():
+            raise DataMasqueAuthError("DataMasque GET /api/runs/1/ failed with HTTP 403: denied", status=403)
+        return real_get_run(self, run_id)
+
+    async def fetch_async(self: RunMonitor, reader: Any) -> list[Any]:
+        if denied_now():
+            raise DataMasqueAuthError("DataMasque GET /api/runs/1/ failed with HTTP 403: denied", status=403)
+        return await real_fetch_async(self, reader)
+
+    monkeypatch.setattr(DataMasqueHook, "get_run", get_run)
+    monkeypatch.setattr(RunMonitor, "fetch_async", fetch_async)
+    return calls
+
+
+RETRY = {"retries": 1, "retry_delay": timedelta(seconds=0)}
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_sensor_retry_streams_each_line_once_across_tries(
+    dm_conn: DataMasqueEmulator,
+    dag_factory: Callable[..., Any],
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    dm_conn.run_seconds = 4.0
+    calls = lose_datamasque_once(monkeypatch, at_read=4)
+    how = {"deferrable": True} if mode == "deferrable" else {"mode": mode, "deferrable": False}
+    run_id = 1
+    dag = dag_factory(
+        [
+            start_task("watched [emulator:log_lines=20]"),
+            sensor_source("watch", PULLED_ID, **how, **RETRY),
+        ],
+        deps=["start >> watch"],
+    )
+
+    dag_run = dag.test()
+    text = output(capfd)
+
+    assert ti_states(dag_run) == {"start": "success", "watch": "success"}
+    assert calls["n"] > 4, "try 1 should have lost DataMasque while watching"
+    assert "failed with HTTP 403" in text
+    assert_lines_once(text, dm_conn, run_id)
+    assert "where the earlier try stopped" in text, "try 2 should resume from try 1's cursor"
+    assert cursor_variables() == [], "the cursor Variable is removed once the sensor succeeded"
+
+
+def test_deferrable_operator_retry_reattaches_and_streams_each_line_once(
+    dm_conn: DataMasqueEmulator,
+    dag_factory: Callable[..., Any],
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
+
+    started_from: list[int] = []
+    real_init = DataMasqueRunTrigger.__init__
+
+    def spy_init(self: DataMasqueRunTrigger, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        started_from.append(int(self.monitor_state.get("cursor", {}).get("count", 0)))
+
+    monkeypatch.setattr(DataMasqueRunTrigger, "__init__", spy_init)
+    dm_conn.run_seconds = 4.0
+    calls = lose_datamasque_once(monkeypatch, at_read=4)
+    dag = dag_factory(
+        [
+            mask_task_source(
+                run_name="nightly [emulator:log_lines=20]",
+                poll_interval=0.2,
+                deferrable=True,
+                **RETRY,
+            )
+        ]
+    )
+
+    dag_run = dag.test()
+    text = output(capfd)
+
+    assert ti_states(dag_run) == {"mask": "success"}
+    assert calls["n"] > 4, "try 1's trigger should have lost DataMasque"
+    assert dm_conn.runs_created == 1, "the retry reattached instead of masking again"
+    assert_lines_once(text, dm_conn, 1)
+    assert "is still active" in text and "where the earlier try stopped" in text
+    assert started_from[0] == 0 and started_from[-1] > 0, started_from
+    assert cursor_variables() == [], "the cursor Variable is removed once the task succeeded"
+
+
+def test_a_failure_that_is_not_retried_removes_the_cursor(
+    dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is left behind for a retry that will not come; a retried failure keeps it."""
+    from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
+
+    variables = FakeVariables().install(monkeypatch)
+    event = {"status": "error", "run_id": 1, "message": "403", "monitor": {"cursor": {"count": 3}}}
+    for retries, kept in ((1, True), (0, False)):
+        op = DataMasqueRunOperator(
+            task_id="mask", source_connection="pg", ruleset="rs", deferrable=True, retries=retries
+        )
+        with pytest.raises(Exception, match="403"):
+            op.execute_complete(make_context(), event=dict(event))
+        assert bool(variables.store) is kept, (retries, variables.store)
+
+
+def test_retry_of_a_deferrable_sensor_passes_the_cursor_to_its_trigger(
+    dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What try 1 got back from its trigger is where try 2's trigger starts; a cursor saved for
+    another run is ignored."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_datamasque.sensors.runs import DataMasqueRunSensor
+
+    variables = FakeVariables().install(monkeypatch)
+    run_id = start_run("x [emulator:log_lines=4]")
+
+    def sensor() -> DataMasqueRunSensor:
+        return DataMasqueRunSensor(
+            task_id="watch", run_id=run_id, poke_interval=0.2, deferrable=True, retries=2
+        )
+
+    state = {"cursor": {"count": 5}, "level_counts": {}, "tail": []}
+    with pytest.raises(Exception, match="403"):
+        sensor().execute_complete(
+            make_context(task_id="watch"),
+            event={"status": "error", "run_id": run_id, "message": "403", "monitor": state},
+        )
+    assert list(variables.store) == ["datamasque_sensor_cursor.dm_dag.watch.manual__test.-1"]
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor().execute(make_context(task_id="watch", try_number=2))
+    assert deferred.value.trigger.monitor_state["cursor"]["count"] == 5
+    assert "from line 5, where the earlier try stopped" in output(capfd)
+
+    other = DataMasqueRunSensor(task_id="watch", run_id=run_id + 1, poke_interval=0.2, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        other.execute(make_context(task_id="watch", try_number=2))
+    assert deferred.value.trigger.monitor_state == {}
