@@ -37,31 +37,44 @@ def cursor_variables() -> list[str]:
         ]
 
 
-def lose_datamasque_once(monkeypatch: pytest.MonkeyPatch, at_read: int) -> dict[str, int]:
-    """The ``at_read``-th read of the run (worker or triggerer) answers 403: that try fails."""
-    from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
+def lose_datamasque_once(monkeypatch: pytest.MonkeyPatch, after_lines: int) -> dict[str, int]:
+    """The first read of the run (worker or triggerer) made once the watcher has logged at least
+    ``after_lines`` of the run's log lines answers 403: that try fails, with those lines behind it.
+
+    Counted in lines, not reads or seconds, so the try fails part-way through the log on every
+    Airflow line and machine (Airflow 3.0's ``dag.test()`` takes about 1.6 s per reschedule poke,
+    where a read count would fall after the run had ended). Returns ``reads`` (every read) and
+    ``denied_at``: how many lines the watcher had logged when it got the 403.
+    """
     from airflow_provider_datamasque.monitor import RunMonitor
 
-    calls = {"n": 0}
-    real_get_run, real_fetch_async = DataMasqueHook.get_run, RunMonitor.fetch_async
+    seen = {"reads": 0, "denied_at": -1}
+    real_fetch, real_fetch_async = RunMonitor.fetch, RunMonitor.fetch_async
 
-    def denied_now() -> bool:
-        calls["n"] += 1
-        return calls["n"] == at_read
+    def denied_now(monitor: RunMonitor) -> bool:
+        seen["reads"] += 1
+        if seen["denied_at"] < 0 and monitor.cursor.count >= after_lines:
+            seen["denied_at"] = monitor.cursor.count
+            return True
+        return False
 
-    def get_run(self: DataMasqueHook, run_id: Any) -> dict[str, Any]:
-        if denied_now():
+    def fetch(self: RunMonitor) -> list[Any]:
+        if denied_now(self):
             raise DataMasqueAuthError("DataMasque GET /api/runs/1/ failed with HTTP 403: denied", status=403)
-        return real_get_run(self, run_id)
+        return real_fetch(self)
 
     async def fetch_async(self: RunMonitor, reader: Any) -> list[Any]:
-        if denied_now():
+        if denied_now(self):
             raise DataMasqueAuthError("DataMasque GET /api/runs/1/ failed with HTTP 403: denied", status=403)
         return await real_fetch_async(self, reader)
 
-    monkeypatch.setattr(DataMasqueHook, "get_run", get_run)
+    monkeypatch.setattr(RunMonitor, "fetch", fetch)
     monkeypatch.setattr(RunMonitor, "fetch_async", fetch_async)
-    return calls
+    return seen
+
+
+#: Lines try 1 logs before it loses DataMasque (the run logs 25: 3 set-up lines, 20 batches, 2 more).
+LOST_AFTER = 3
 
 
 RETRY = {"retries": 1, "retry_delay": timedelta(seconds=0)}
@@ -76,7 +89,7 @@ def test_sensor_retry_streams_each_line_once_across_tries(
     mode: str,
 ) -> None:
     dm_conn.run_seconds = 4.0
-    calls = lose_datamasque_once(monkeypatch, at_read=4)
+    seen = lose_datamasque_once(monkeypatch, after_lines=LOST_AFTER)
     how = {"deferrable": True} if mode == "deferrable" else {"mode": mode, "deferrable": False}
     run_id = 1
     dag = dag_factory(
@@ -91,10 +104,11 @@ def test_sensor_retry_streams_each_line_once_across_tries(
     text = output(capfd)
 
     assert ti_states(dag_run) == {"start": "success", "watch": "success"}
-    assert calls["n"] > 4, "try 1 should have lost DataMasque while watching"
+    assert seen["denied_at"] >= LOST_AFTER, "try 1 should have lost DataMasque while watching"
     assert "failed with HTTP 403" in text
     assert_lines_once(text, dm_conn, run_id)
-    assert "where the earlier try stopped" in text, "try 2 should resume from try 1's cursor"
+    resumed = f"Streaming the log of DataMasque run {run_id} from line {seen['denied_at']}, where the earlier"
+    assert resumed in text, "try 2 should resume from try 1's cursor"
     assert cursor_variables() == [], "the cursor Variable is removed once the sensor succeeded"
 
 
@@ -114,8 +128,8 @@ def test_deferrable_operator_retry_reattaches_and_streams_each_line_once(
         started_from.append(int(self.monitor_state.get("cursor", {}).get("count", 0)))
 
     monkeypatch.setattr(DataMasqueRunTrigger, "__init__", spy_init)
-    dm_conn.run_seconds = 4.0
-    calls = lose_datamasque_once(monkeypatch, at_read=4)
+    dm_conn.run_seconds = 6.0  # still active when try 2 starts, even at Airflow 3.0's pace
+    seen = lose_datamasque_once(monkeypatch, after_lines=LOST_AFTER)
     dag = dag_factory(
         [
             mask_task_source(
@@ -131,11 +145,14 @@ def test_deferrable_operator_retry_reattaches_and_streams_each_line_once(
     text = output(capfd)
 
     assert ti_states(dag_run) == {"mask": "success"}
-    assert calls["n"] > 4, "try 1's trigger should have lost DataMasque"
+    assert seen["denied_at"] >= LOST_AFTER, "try 1's trigger should have lost DataMasque"
+    assert "failed with HTTP 403" in text
     assert dm_conn.runs_created == 1, "the retry reattached instead of masking again"
     assert_lines_once(text, dm_conn, 1)
     assert "is still active" in text and "where the earlier try stopped" in text
-    assert started_from[0] == 0 and started_from[-1] > 0, started_from
+    # Each try's trigger (built once by the task, and again from its kwargs where dag.test runs it).
+    assert started_from[0] == 0 and started_from[-1] == seen["denied_at"], started_from
+    assert set(started_from) == {0, seen["denied_at"]}, started_from
     assert cursor_variables() == [], "the cursor Variable is removed once the task succeeded"
 
 
