@@ -33,7 +33,7 @@ class CursorVariable:
     def for_task(cls, prefix: str, context: Mapping[str, Any], log: Any) -> CursorVariable:
         ti = context["ti"]
         key = f"{prefix}.{ti.dag_id}.{ti.task_id}.{context['run_id']}.{getattr(ti, 'map_index', -1)}"
-        return cls(key, _try_number(ti), log)
+        return cls(key, try_number(ti), log)
 
     def load(self, run_id: int) -> dict[str, Any] | None:
         """The saved monitor state for ``run_id`` (with the ``try`` that saved it), or None."""
@@ -83,9 +83,10 @@ def will_retry(context: Mapping[str, Any], exc: BaseException, retries: int | No
     max_tries = getattr(ti, "max_tries", None)
     if not isinstance(max_tries, int):
         max_tries = retries or 0
-    return bool(retries) and _try_number(ti) <= max_tries
+    return bool(retries) and try_number(ti) <= max_tries
 
 
-def _try_number(ti: Any) -> int:
+def try_number(ti: Any) -> int:
+    """The task instance's try number (1 when it has none, as in a bare ``execute`` call)."""
     value = getattr(ti, "try_number", 1)
     return value if isinstance(value, int) else 1

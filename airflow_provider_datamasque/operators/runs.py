@@ -126,6 +126,32 @@ class RunWaitMixin:
         if self._cursor_var is not None and self.stream_logs:
             self._cursor_var.clear()
 
+    def _stale_event(self, context: Context, event: Any) -> bool:
+        """Whether this resume carries the trigger event of an earlier try, not this one's.
+
+        Airflow 3.0 does not clear a task instance's ``next_method`` and ``next_kwargs`` when a try
+        that resumed from a deferral fails and is retried (apache/airflow#56704, fixed by #56731
+        after 3.0): the retry skips ``execute`` and resumes with the earlier try's event, so it
+        would fail the same way again instead of reattaching to the run. The trigger echoes the try
+        that deferred (``task_try``); a later try starts again from ``execute``. An event without
+        it (a trigger deferred by an older version of this provider) is taken as this try's.
+        """
+        from airflow_provider_datamasque.cursor_store import try_number
+
+        event_try = event.get("task_try") if isinstance(event, Mapping) else None
+        if isinstance(event_try, bool) or not isinstance(event_try, int):
+            return False
+        current = try_number(context["ti"])
+        if current <= event_try:
+            return False
+        self.log.info(
+            "This is try %s, resumed with the trigger event of try %s (Airflow 3.0 does not clear a "
+            "deferred task's resume for its retry): starting this try from the beginning.",
+            current,
+            event_try,
+        )
+        return True
+
     def _finish(
         self, monitor: RunMonitor, failure_message: str | None = None, *, log_summary: bool = True
     ) -> None:
@@ -341,7 +367,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         if not self.wait_for_completion:
             return self.run_id
         if self.deferrable:
-            self._defer(self.run_id, resume=reattached)
+            self._defer(context, self.run_id, resume=reattached)
         self._wait(self.run_id, resume=reattached)
         return self.run_id
 
@@ -464,7 +490,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
             limits.append(start + budget - min(60.0, max(1.0, budget * 0.1)))
         return min(limits) if limits else None
 
-    def _defer(self, run_id: int, *, resume: bool = False) -> None:
+    def _defer(self, context: Context, run_id: int, *, resume: bool = False) -> None:
         """Wait in the triggerer; a retry's trigger starts from the earlier try's log cursor.
 
         The trigger cannot write Variables: the cursor is saved by the worker when the trigger's
@@ -472,6 +498,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         killed or times out while deferred, or the triggerer restarts the trigger), the lines the
         trigger streamed since the last saved cursor are streamed again by the next try.
         """
+        from airflow_provider_datamasque.cursor_store import try_number
         from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 
         deadline = self._deadline()
@@ -484,6 +511,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                 end_time=deadline,
                 stream_logs=self.stream_logs,
                 monitor_state=state,
+                task_try=try_number(context["ti"]),
             ),
             method_name="execute_complete",
         )
@@ -593,7 +621,13 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> int:
         """Resume after the trigger fired: validate the event, then finish like the waiting mode
-        (the cursor the trigger reached is kept for a retry, or cleared once the task is done)."""
+        (the cursor the trigger reached is kept for a retry, or cleared once the task is done).
+
+        A retry resumed with an earlier try's event (Airflow 3.0, ``_stale_event``) runs ``execute``
+        instead: it reattaches to the run and waits for it again from the saved cursor.
+        """
+        if self._stale_event(context, event):
+            return self.execute(context)
         self._run_monitor, self._final_logged, self._cancelled = None, False, False
         with self._keeping_cursor(context):
             monitor = self._complete_from_event(event)

@@ -84,6 +84,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         As for the operator: lines a trigger streamed for a try that then ended without its event
         reaching the worker (killed while deferred, a triggerer restart) are streamed again.
         """
+        from airflow_provider_datamasque.cursor_store import try_number
         from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
@@ -99,6 +100,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 end_time=time.time() + float(timeout) if timeout else None,
                 stream_logs=self.stream_logs,
                 monitor_state=self._earlier_state(run_id, expected=_later_try(context)),
+                task_try=try_number(context["ti"]),
             ),
             method_name="execute_complete",
         )
@@ -155,9 +157,13 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 raise AirflowSkipException(f"soft_fail: {exc}") from None
             raise
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Finish from the trigger's event; a retry resumed with an earlier try's event (Airflow
+        3.0, ``_stale_event``) defers again from the saved cursor instead."""
         from airflow.providers.common.compat.sdk import AirflowSkipException
 
+        if self._stale_event(context, event):
+            return self.execute(context)
         self._run_monitor = None
         with self._keeping_cursor(context):
             monitor = self._complete_from_event(event)
@@ -169,6 +175,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
 
                 raise AirflowSensorTimeout(message)
             self._finish_sensor(monitor)
+        return None
 
 
 def _later_try(context: Context) -> bool:

@@ -131,6 +131,7 @@ def test_trigger_serialize_round_trip() -> None:
         end_time=1_900_000_000.5,
         stream_logs=False,
         monitor_state=state,
+        task_try=3,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_datamasque.triggers.runs.DataMasqueRunTrigger"
@@ -141,6 +142,7 @@ def test_trigger_serialize_round_trip() -> None:
         "end_time": 1_900_000_000.5,
         "stream_logs": False,
         "monitor_state": state,
+        "task_try": 3,
     }
     rebuilt = DataMasqueRunTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -166,6 +168,7 @@ def test_operator_defers_with_its_run_and_deadline(dm_conn: DataMasqueEmulator) 
     assert kwargs["run_id"] == 1
     assert kwargs["poll_interval"] == 0.5
     assert before + 55 < kwargs["end_time"] <= time.time() + 60
+    assert kwargs["task_try"] == 1, "the trigger names the try that deferred"
     assert dm_conn.runs_created == 1
 
 

@@ -1,7 +1,9 @@
 """A retry carries on where the earlier try's log stopped: the sensor in poke, reschedule and
 deferrable mode, and the deferrable operator reattaching to a still-active run. Real retries
 through ``dag.test()`` and real Airflow Variables; try 1 loses DataMasque mid-run with a 403 (not
-waited through), try 2 must log each run-log line the earlier try did not, and no other."""
+waited through), try 2 must log each run-log line the earlier try did not, and no other. Then the
+same two tries driven directly (execute, the trigger, execute_complete) with the Variables in a
+dict, for what only Airflow 3.0's retries go through under ``dag.test()``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_datamasque.hooks.errors import DataMasqueAuthError
+from airflow_provider_datamasque.hooks.errors import DataMasqueAuthError, DataMasqueError
 
 from ._harness import (
     DataMasqueEmulator,
@@ -206,3 +208,98 @@ def test_retry_of_a_deferrable_sensor_passes_the_cursor_to_its_trigger(
     with pytest.raises(TaskDeferred) as deferred:
         other.execute(make_context(task_id="watch", try_number=2))
     assert deferred.value.trigger.monitor_state == {}
+
+
+# ---- a retry resumed with the earlier try's trigger event (Airflow 3.0) -------------------------------
+# Airflow 3.0 keeps a deferred task instance's next_method and next_kwargs when the try that resumed
+# fails, so its retry skips execute and is resumed with try 1's event (apache/airflow#56704; 3.0.6's
+# execution API sets only the state on a retry, 3.3.2's also clears both). The dag.test() retry tests
+# above go through that on 3.0 only; these drive the same two tries directly on every Airflow line.
+
+
+@pytest.mark.parametrize("task", ["operator", "sensor"])
+def test_a_retry_resumed_with_the_earlier_tries_event_starts_over_from_its_cursor(
+    dm_conn: DataMasqueEmulator,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    task: str,
+) -> None:
+    """Try 1 defers, its trigger loses DataMasque after some lines and its resume fails; try 2 is
+    handed that same event. It must not fail on it again: it reattaches to the same run, defers from
+    try 1's cursor, and between them the two tries log every run-log line once."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
+    from airflow_provider_datamasque.sensors.runs import DataMasqueRunSensor
+
+    from ._harness import run_trigger
+
+    variables = FakeVariables().install(monkeypatch)
+    dm_conn.run_seconds = 3.0
+    if task == "operator":
+        task_id = "mask"
+
+        def make() -> Any:
+            return DataMasqueRunOperator(
+                task_id=task_id,
+                source_connection="pg",
+                ruleset="rs",
+                run_name="nightly [emulator:log_lines=10]",
+                poll_interval=0.1,
+                deferrable=True,
+                retries=1,
+            )
+
+    else:
+        task_id = "watch"
+        watched = start_run("watched [emulator:log_lines=10]")
+
+        def make() -> Any:
+            return DataMasqueRunSensor(
+                task_id=task_id, run_id=watched, poke_interval=0.1, deferrable=True, retries=1
+            )
+
+    try1, try2 = make_context(task_id=task_id), make_context(task_id=task_id, try_number=2)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make().execute(try1)
+    assert deferred.value.trigger.task_try == 1
+    seen = lose_datamasque_once(monkeypatch, after_lines=LOST_AFTER)
+    event = run_trigger(deferred.value.trigger)
+    assert event["status"] == "error" and event["task_try"] == 1, event
+    assert seen["denied_at"] >= LOST_AFTER
+    with pytest.raises(DataMasqueError, match="HTTP 403"):
+        make().execute_complete(try1, event=event)  # try 1's own event: try 1 fails on it
+    assert len(variables.store) == 1, "try 1 failed with a retry to come: its cursor is kept"
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make().execute_complete(try2, event=event)  # what Airflow 3.0 hands try 2
+    trigger = deferred.value.trigger
+    assert trigger.task_try == 2
+    assert trigger.monitor_state["cursor"]["count"] == seen["denied_at"]
+    assert dm_conn.runs_created == 1, "try 2 reattached to the run instead of masking again"
+    final = run_trigger(trigger)
+    assert final["status"] == "success" and final["task_try"] == 2, final
+    run_id = make().execute_complete(try2, event=final)
+
+    text = output(capfd)
+    assert "This is try 2, resumed with the trigger event of try 1" in text
+    assert f"from line {seen['denied_at']}, where the earlier try stopped" in text
+    assert_lines_once(text, dm_conn, 1)
+    assert variables.store == {}, "the task ended for good: no cursor left behind"
+    if task == "operator":
+        assert run_id == 1
+
+
+@pytest.mark.parametrize(
+    ("event_try", "current_try", "stale"),
+    [(1, 2, True), (1, 3, True), (2, 2, False), (None, 2, False), (True, 2, False), ("1", 2, False)],
+)
+def test_only_an_event_from_an_earlier_try_is_stale(event_try: Any, current_try: int, stale: bool) -> None:
+    """An event without ``task_try`` (a trigger deferred by an earlier provider version) or with one
+    that is not a plain int is this try's own: it is judged as before, never skipped."""
+    from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
+
+    op = DataMasqueRunOperator(task_id="mask", source_connection="pg", ruleset="rs", deferrable=True)
+    event = {"status": "error", "run_id": 1, "message": "x", "task_try": event_try}
+    assert op._stale_event(make_context(try_number=current_try), event) is stale
