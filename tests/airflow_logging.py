@@ -30,6 +30,13 @@ def _configure_structlog_like_the_task_runner() -> None:
     real task process gets the configured level and the masking processor from Airflow's
     ``configure_logging``; give the test process the same two. Airflow 2 has no structlog logging
     and 3.1+ configures it itself.
+
+    Exceptions are rendered as a plain traceback. The console renderer ``logging_processors`` builds
+    uses rich's traceback formatter, which ignores ``colored_console_log=False``: it wraps the
+    exception text in ANSI colour codes (``failed with HTTP <ESC>[1;36m403<ESC>[0m``, so a test
+    looking for the message does not find it) and prints every frame's local variables, which the
+    masking processor never sees. A real 3.0 task process renders exceptions as plain structured
+    data (no colours, no local variables).
     """
     try:
         import structlog
@@ -41,7 +48,11 @@ def _configure_structlog_like_the_task_runner() -> None:
     from airflow.configuration import conf
 
     level = conf.get("logging", "logging_level", fallback="INFO").lower()
-    processors, _ = logging_processors(enable_pretty_log=True, mask_secrets=True, colored_console_log=False)
+    processors, named = logging_processors(
+        enable_pretty_log=True, mask_secrets=True, colored_console_log=False
+    )
+    plain = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    processors = [plain if processor is named.get("console") else processor for processor in processors]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(structlog.stdlib.NAME_TO_LEVEL[level]),

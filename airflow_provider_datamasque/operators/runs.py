@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_datamasque.cursor_store import CursorVariable
     from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
     from airflow_provider_datamasque.monitor import RunMonitor
 
@@ -38,6 +39,12 @@ class RunWaitMixin:
     stream_logs: bool
     fail_on_warnings: bool
     log: Any
+    #: Prefix of the Airflow Variable that carries the log cursor to a later try (``cursor_store``).
+    cursor_prefix: str = "datamasque_run_cursor"
+    #: Save the log cursor for a later try at most this often while waiting in the worker.
+    cursor_save_interval: float = 10.0
+    _cursor_var: CursorVariable | None = None
+    _run_monitor: RunMonitor | None = None
 
     @cached_property
     def hook(self) -> DataMasqueHook:
@@ -51,6 +58,99 @@ class RunWaitMixin:
         monitor = RunMonitor(self.hook, int(run_id), self.log, stream_logs=self.stream_logs)
         monitor.restore(state)
         return monitor
+
+    # -- the log cursor across tries ---------------------------------------------------------------
+
+    @contextmanager
+    def _keeping_cursor(self, context: Context) -> Iterator[None]:
+        """Around one entry into the task (execute, a resume): when the task ends for good the
+        cursor Variable goes; when Airflow will retry it, it keeps where this try's log stopped.
+
+        A deferral or a reschedule is not an end: the Variable stays as it is. A try that ends
+        before it watched anything leaves an earlier try's cursor in place.
+        """
+        from airflow_provider_datamasque.cursor_store import is_pause, will_retry
+
+        self._bind_cursor(context)
+        try:
+            yield
+        except BaseException as exc:
+            if is_pause(exc):
+                raise
+            monitor = self._run_monitor
+            if not will_retry(context, exc, getattr(self, "retries", 0)):
+                self._clear_cursor()
+            elif monitor is not None:
+                self._save_cursor(monitor)
+            raise
+        self._clear_cursor()
+
+    def _bind_cursor(self, context: Context) -> None:
+        """Point at this task instance's cursor Variable (what ``_keeping_cursor`` does on entry)."""
+        from airflow_provider_datamasque.cursor_store import CursorVariable
+
+        self._cursor_var = CursorVariable.for_task(self.cursor_prefix, context, self.log)
+
+    def _earlier_state(self, run_id: int, *, expected: bool) -> dict[str, Any] | None:
+        """The log cursor an earlier try (or poke) saved for ``run_id``; says where streaming resumes.
+
+        ``expected``: an earlier try watched this run, so a missing cursor means lines repeat.
+        """
+        if not self.stream_logs or self._cursor_var is None:
+            return None
+        state = self._cursor_var.load(run_id)
+        if state is None:
+            if expected:
+                self.log.info(
+                    "No log cursor from an earlier try of this task for DataMasque run %s: streaming its "
+                    "whole log (lines an earlier try logged appear again).",
+                    run_id,
+                )
+            return None
+        line = state.get("cursor", {}).get("count", 0)
+        if state.get("try") == self._cursor_var.try_number:  # a reschedule of this same try
+            self.log.debug("Carrying on with the log of DataMasque run %s from line %s.", run_id, line)
+        else:
+            self.log.info(
+                "Streaming the log of DataMasque run %s from line %s, where the earlier try stopped.",
+                run_id,
+                line,
+            )
+        return state
+
+    def _save_cursor(self, monitor: RunMonitor) -> None:
+        if self._cursor_var is not None and self.stream_logs:
+            self._cursor_var.save(monitor.run_id, monitor.state())
+
+    def _clear_cursor(self) -> None:
+        if self._cursor_var is not None and self.stream_logs:
+            self._cursor_var.clear()
+
+    def _stale_event(self, context: Context, event: Any) -> bool:
+        """Whether this resume carries the trigger event of an earlier try, not this one's.
+
+        Airflow 3.0 does not clear a task instance's ``next_method`` and ``next_kwargs`` when a try
+        that resumed from a deferral fails and is retried (apache/airflow#56704, fixed by #56731
+        after 3.0): the retry skips ``execute`` and resumes with the earlier try's event, so it
+        would fail the same way again instead of reattaching to the run. The trigger echoes the try
+        that deferred (``task_try``); a later try starts again from ``execute``. An event without
+        it (a trigger deferred by an older version of this provider) is taken as this try's.
+        """
+        from airflow_provider_datamasque.cursor_store import try_number
+
+        event_try = event.get("task_try") if isinstance(event, Mapping) else None
+        if isinstance(event_try, bool) or not isinstance(event_try, int):
+            return False
+        current = try_number(context["ti"])
+        if current <= event_try:
+            return False
+        self.log.info(
+            "This is try %s, resumed with the trigger event of try %s (Airflow 3.0 does not clear a "
+            "deferred task's resume for its retry): starting this try from the beginning.",
+            current,
+            event_try,
+        )
+        return True
 
     def _finish(
         self, monitor: RunMonitor, failure_message: str | None = None, *, log_summary: bool = True
@@ -86,7 +186,7 @@ class RunWaitMixin:
         from airflow_provider_datamasque.monitor import validate_event
 
         event = validate_event(event)
-        monitor = self._monitor(event["run_id"], event.get("monitor"))
+        monitor = self._run_monitor = self._monitor(event["run_id"], event.get("monitor"))
         if event["status"] == "error":
             raise DataMasqueError(str(event.get("message") or "DataMasque trigger failed"))
         if event["status"] != "timeout":
@@ -139,7 +239,9 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
 
     Exactly one run per task instance: a retry or rerun finds the run an earlier try started (by
     its name) and reattaches to it, or reports it if it already finished successfully, logging the
-    lines the earlier try had not (its log cursor is kept in an Airflow Variable while waiting).
+    lines the earlier try had not: its log cursor is kept in an Airflow Variable (``cursor_store``),
+    and a deferred retry's trigger starts from it. A trigger cannot write Variables, so lines a
+    trigger streamed for a try whose event never reached the worker are streamed again.
     A run cancelled on timeout or kill still gets its last log lines and summary logged.
 
     :param source_connection: DataMasque connection (name or UUID) to mask. Templated.
@@ -172,8 +274,6 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
     #: After cancelling its run (timeout, on_kill), wait up to this many seconds for the run to end
     #: so its last log lines and the summary still reach the task log.
     cancel_drain_seconds: float = 30.0
-    #: Save the log cursor for a later try at most this often while waiting (an Airflow Variable).
-    cursor_save_interval: float = 10.0
 
     def __init__(
         self,
@@ -211,8 +311,6 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         self.datamasque_conn_id = datamasque_conn_id
         self.run_id: int | None = None
         self._started_at: float | None = None
-        self._cursor_var: str | None = None
-        self._run_monitor: RunMonitor | None = None
         self._final_logged = False
 
     # -- execute ----------------------------------------------------------------------------------
@@ -238,14 +336,26 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         )
         run_name = self.run_name or self._default_run_name(context)
 
-        self._cursor_var = self._cursor_key(context)
+        with self._keeping_cursor(context):
+            return self._run(context, run_name, connection_id, ruleset_id, destination_id, options)
+
+    def _run(
+        self,
+        context: Context,
+        run_name: str,
+        connection_id: str,
+        ruleset_id: str,
+        destination_id: str | None,
+        options: dict[str, Any],
+    ) -> int:
+        """Find or start the run, then wait for it as configured."""
+        from airflow_provider_datamasque.hooks.runs import RunStatus
+
         run = self._find_earlier_run(context, run_name, connection_id)
         if run is None:
             run = self._start(run_name, connection_id, ruleset_id, destination_id, options)
         self.run_id = int(run["id"])
         self._publish(context, self.run_id)
-
-        from airflow_provider_datamasque.hooks.runs import RunStatus
 
         reattached = bool(run.get("_reattached"))
         if reattached and RunStatus.is_terminal(run.get("status")):
@@ -257,34 +367,15 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         if not self.wait_for_completion:
             return self.run_id
         if self.deferrable:
-            self._defer(self.run_id)
+            self._defer(context, self.run_id, resume=reattached)
         self._wait(self.run_id, resume=reattached)
         return self.run_id
 
     def _report_finished(self, run_id: int) -> None:
         """A retry found its run already over: log what the earlier try did not, then judge it."""
-        monitor = self._resumed_monitor(run_id)
+        monitor = self._run_monitor = self._monitor(run_id, self._earlier_state(run_id, expected=True))
         self._poll_once(monitor, "reading")
-        self._clear_cursor()
         self._finish(monitor)
-
-    def _resumed_monitor(self, run_id: int) -> RunMonitor:
-        """A monitor for a run an earlier try watched, carrying on from that try's log cursor."""
-        state = self._load_cursor(run_id) if self.stream_logs else None
-        if self.stream_logs:
-            if state is None:
-                self.log.info(
-                    "No log cursor from an earlier try of this task for DataMasque run %s: streaming its "
-                    "whole log (lines an earlier try logged appear again).",
-                    run_id,
-                )
-            else:
-                self.log.info(
-                    "Streaming the log of DataMasque run %s from line %s, where the earlier try stopped.",
-                    run_id,
-                    state.get("cursor", {}).get("count", 0),
-                )
-        return self._monitor(run_id, state)
 
     def _mask_options(self, options: Mapping[str, Any]) -> None:
         from airflow.providers.common.compat.sdk import mask_secret
@@ -399,10 +490,19 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
             limits.append(start + budget - min(60.0, max(1.0, budget * 0.1)))
         return min(limits) if limits else None
 
-    def _defer(self, run_id: int) -> None:
+    def _defer(self, context: Context, run_id: int, *, resume: bool = False) -> None:
+        """Wait in the triggerer; a retry's trigger starts from the earlier try's log cursor.
+
+        The trigger cannot write Variables: the cursor is saved by the worker when the trigger's
+        event comes back (``execute_complete``). If the deferred try ends without that (the task is
+        killed or times out while deferred, or the triggerer restarts the trigger), the lines the
+        trigger streamed since the last saved cursor are streamed again by the next try.
+        """
+        from airflow_provider_datamasque.cursor_store import try_number
         from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 
         deadline = self._deadline()
+        state = self._earlier_state(run_id, expected=True) if resume else None
         self.defer(
             trigger=DataMasqueRunTrigger(
                 run_id=run_id,
@@ -410,6 +510,8 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                 poll_interval=self.poll_interval,
                 end_time=deadline,
                 stream_logs=self.stream_logs,
+                monitor_state=state,
+                task_try=try_number(context["ti"]),
             ),
             method_name="execute_complete",
         )
@@ -418,8 +520,9 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         from airflow_provider_datamasque.hooks.errors import DataMasqueError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
-        monitor = self._resumed_monitor(run_id) if resume else self._monitor(run_id)
-        self._run_monitor = monitor
+        monitor = self._run_monitor = self._monitor(
+            run_id, self._earlier_state(run_id, expected=True) if resume else None
+        )
         self._monitor_lock = threading.RLock()
         deadline = self._deadline()
         failures = 0
@@ -457,11 +560,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                 self._cancelled = self._cancel(run_id, f"the task stopped waiting ({type(exc).__name__})")
                 if self._cancelled:
                     self._drain_after_cancel()
-            if not self._final_logged:
-                # A later try reattaching to this run goes on from here instead of repeating lines.
-                self._save_cursor(monitor)
-            raise
-        self._clear_cursor()
+            raise  # _keeping_cursor saves the cursor for a retry
         self._finish(monitor, log_summary=not self._final_logged)
 
     def _drain_after_cancel(self) -> None:
@@ -502,51 +601,6 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                 f"{type(exc).__name__}: {exc}",
             )
 
-    # -- the log cursor across tries ---------------------------------------------------------------
-
-    def _cursor_key(self, context: Context) -> str:
-        ti = context["ti"]
-        return (
-            f"datamasque_run_cursor.{ti.dag_id}.{ti.task_id}.{context['run_id']}."
-            f"{getattr(ti, 'map_index', -1)}"
-        )
-
-    def _load_cursor(self, run_id: int) -> dict[str, Any] | None:
-        """The log cursor an earlier try saved for ``run_id``, or None."""
-        if not self._cursor_var:
-            return None
-        try:
-            from airflow.providers.common.compat.sdk import Variable
-
-            raw = Variable.get(self._cursor_var, None)
-            state = json.loads(raw) if raw else None
-        except Exception as exc:
-            self.log.debug("Could not read the log cursor variable: %s", exc)
-            return None
-        if not isinstance(state, dict) or state.get("run_id") != run_id:
-            return None
-        return state
-
-    def _save_cursor(self, monitor: RunMonitor) -> None:
-        if not self._cursor_var or not self.stream_logs:
-            return
-        try:
-            from airflow.providers.common.compat.sdk import Variable
-
-            Variable.set(self._cursor_var, json.dumps({"run_id": monitor.run_id, **monitor.state()}))
-        except Exception as exc:  # A retry then streams the whole log; not worth failing for.
-            self.log.debug("Could not save the log cursor variable: %s", exc)
-
-    def _clear_cursor(self) -> None:
-        if not self._cursor_var or not self.stream_logs:
-            return
-        try:
-            from airflow.providers.common.compat.sdk import Variable
-
-            Variable.delete(self._cursor_var)
-        except Exception as exc:
-            self.log.debug("Could not delete the log cursor variable: %s", exc)
-
     def _timed_out(self, run_id: int) -> None:
         from airflow_provider_datamasque.hooks.errors import DataMasqueRunError
 
@@ -566,15 +620,23 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> int:
-        """Resume after the trigger fired: validate the event, then finish like the waiting mode."""
-        monitor = self._complete_from_event(event)
-        self.run_id = monitor.run_id
-        if event and event.get("status") == "timeout":
-            self._run_monitor = monitor
-            self._monitor_lock = threading.RLock()
-            self._timed_out(monitor.run_id)
-        self._finish(monitor, failure_message=None)
-        return monitor.run_id
+        """Resume after the trigger fired: validate the event, then finish like the waiting mode
+        (the cursor the trigger reached is kept for a retry, or cleared once the task is done).
+
+        A retry resumed with an earlier try's event (Airflow 3.0, ``_stale_event``) runs ``execute``
+        instead: it reattaches to the run and waits for it again from the saved cursor.
+        """
+        if self._stale_event(context, event):
+            return self.execute(context)
+        self._run_monitor, self._final_logged, self._cancelled = None, False, False
+        with self._keeping_cursor(context):
+            monitor = self._complete_from_event(event)
+            self.run_id = monitor.run_id
+            if event and event.get("status") == "timeout":
+                self._monitor_lock = threading.RLock()
+                self._timed_out(monitor.run_id)
+            self._finish(monitor, failure_message=None)
+            return monitor.run_id
 
     def on_kill(self) -> None:
         if self.run_id is not None and not getattr(self, "_cancelled", False):

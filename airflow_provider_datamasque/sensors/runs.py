@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,9 +20,13 @@ if TYPE_CHECKING:
 class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
     """Succeed when a DataMasque run finishes; fail (or skip with ``soft_fail``) when it fails.
 
-    Log lines reach the task log exactly once in every mode. In ``reschedule`` mode each poke is a
-    new process, so the log cursor is kept between pokes in an Airflow Variable named
-    ``datamasque_sensor_cursor.<dag>.<task>.<run>.<map index>.<try>``, removed when the sensor ends.
+    Log lines reach the task log exactly once in every mode, across reschedules and retries: the
+    log cursor is kept in an Airflow Variable named
+    ``datamasque_sensor_cursor.<dag>.<task>.<run>.<map index>`` (no try number, so a retry of the
+    sensor carries on where the earlier try stopped). Reschedule mode saves it after every poke
+    (each poke is a new process), poke mode every ``cursor_save_interval`` seconds and when a try
+    fails, deferrable mode when the trigger's event comes back. It is removed when the sensor ends
+    for good: success, skip, or a failure Airflow will not retry.
 
     :param run_id: DataMasque run id, e.g. ``"{{ ti.xcom_pull('start_masking') }}"``. Templated.
     :param stream_logs: Copy the run's log lines into the task log.
@@ -35,6 +38,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("run_id",)
+    cursor_prefix = "datamasque_sensor_cursor"
 
     def __init__(
         self,
@@ -52,7 +56,8 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         self.fail_on_warnings = fail_on_warnings
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.datamasque_conn_id = datamasque_conn_id
-        self._run_monitor: RunMonitor | None = None
+        self._saved_at = 0.0
+        self._saved_count: int | None = None
 
     def _run_id(self) -> int:
         from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError
@@ -66,8 +71,20 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         run_id = self._run_id()
-        if not self.deferrable:
-            return super().execute(context)
+        self._run_monitor = None
+        with self._keeping_cursor(context):
+            if not self.deferrable:
+                return super().execute(context)
+            self._defer(run_id, context)
+        return None
+
+    def _defer(self, run_id: int, context: Context) -> None:
+        """Wait in the triggerer, from the log cursor an earlier try of this sensor saved.
+
+        As for the operator: lines a trigger streamed for a try that then ended without its event
+        reaching the worker (killed while deferred, a triggerer restart) are streamed again.
+        """
+        from airflow_provider_datamasque.cursor_store import try_number
         from airflow_provider_datamasque.triggers.runs import DataMasqueRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
@@ -82,28 +99,26 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 ),
                 end_time=time.time() + float(timeout) if timeout else None,
                 stream_logs=self.stream_logs,
+                monitor_state=self._earlier_state(run_id, expected=_later_try(context)),
+                task_try=try_number(context["ti"]),
             ),
             method_name="execute_complete",
         )
-        return None
 
     # -- poke / reschedule ----------------------------------------------------------------------
-
-    def _cursor_key(self, context: Context) -> str:
-        ti = context["ti"]
-        return (
-            f"datamasque_sensor_cursor.{ti.dag_id}.{ti.task_id}.{context['run_id']}."
-            f"{getattr(ti, 'map_index', -1)}.{getattr(ti, 'try_number', 0)}"
-        )
 
     def poke(self, context: Context) -> bool:
         from airflow_provider_datamasque.hooks.errors import DataMasqueError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
         run_id = self._run_id()
-        rescheduling = self.mode == "reschedule"
+        if self._cursor_var is None:  # poke called on its own, not through execute
+            self._bind_cursor(context)
         if self._run_monitor is None:
-            self._run_monitor = self._monitor(run_id, self._load_state(context) if rescheduling else None)
+            # First poke of this process: carry on from an earlier poke's or try's cursor.
+            state = self._earlier_state(run_id, expected=_later_try(context))
+            self._run_monitor = self._monitor(run_id, state)
+            self._saved_at, self._saved_count = time.monotonic(), self._run_monitor.cursor.count
         monitor = self._run_monitor
         try:
             monitor.poll()
@@ -114,14 +129,21 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
             self.log.warning("DataMasque unreachable while watching run %s: %s", run_id, exc)
             return False
         if not RunStatus.is_terminal(monitor.status):
-            if rescheduling:
-                self._save_state(context, monitor.state())
+            self._checkpoint(monitor)
             self.log.info("DataMasque run %s is %s.", run_id, monitor.status)
             return False
-        if rescheduling:
-            self._clear_state(context)
         self._finish_sensor(monitor)
         return True
+
+    def _checkpoint(self, monitor: RunMonitor) -> None:
+        """Save the cursor if it moved: after every poke when rescheduling (the next poke is a new
+        process), at most every ``cursor_save_interval`` seconds in poke mode (for a killed try)."""
+        if monitor.cursor.count == self._saved_count:
+            return
+        if self.mode != "reschedule" and time.monotonic() - self._saved_at < self.cursor_save_interval:
+            return
+        self._save_cursor(monitor)
+        self._saved_at, self._saved_count = time.monotonic(), monitor.cursor.count
 
     def _finish_sensor(self, monitor: RunMonitor, failure_message: str | None = None) -> None:
         from airflow.providers.common.compat.sdk import AirflowSkipException
@@ -135,42 +157,31 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 raise AirflowSkipException(f"soft_fail: {exc}") from None
             raise
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Finish from the trigger's event; a retry resumed with an earlier try's event (Airflow
+        3.0, ``_stale_event``) defers again from the saved cursor instead."""
         from airflow.providers.common.compat.sdk import AirflowSkipException
 
-        monitor = self._complete_from_event(event)
-        if event and event.get("status") == "timeout":
-            message = f"Sensor timed out waiting for DataMasque run {monitor.run_id}."
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            from airflow.exceptions import AirflowSensorTimeout
+        if self._stale_event(context, event):
+            return self.execute(context)
+        self._run_monitor = None
+        with self._keeping_cursor(context):
+            monitor = self._complete_from_event(event)
+            if event and event.get("status") == "timeout":
+                message = f"Sensor timed out waiting for DataMasque run {monitor.run_id}."
+                if self.soft_fail:
+                    raise AirflowSkipException(message)
+                try:  # older common-compat releases have no sdk.AirflowSensorTimeout
+                    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+                except ImportError:
+                    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
 
-            raise AirflowSensorTimeout(message)
-        self._finish_sensor(monitor)
+                raise AirflowSensorTimeout(message)
+            self._finish_sensor(monitor)
+        return None
 
-    # -- cursor between reschedules ----------------------------------------------------------------
 
-    def _load_state(self, context: Context) -> dict[str, Any] | None:
-        from airflow.providers.common.compat.sdk import Variable
-
-        try:
-            raw = Variable.get(self._cursor_key(context), None)
-        except Exception:
-            return None
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            return None
-
-    def _save_state(self, context: Context, state: dict[str, Any]) -> None:
-        from airflow.providers.common.compat.sdk import Variable
-
-        Variable.set(self._cursor_key(context), json.dumps(state))
-
-    def _clear_state(self, context: Context) -> None:
-        from airflow.providers.common.compat.sdk import Variable
-
-        try:
-            Variable.delete(self._cursor_key(context))
-        except Exception as exc:  # Leaving a small Variable behind is not worth failing for.
-            self.log.debug("Could not delete sensor cursor variable: %s", exc)
+def _later_try(context: Context) -> bool:
+    """A retry: an earlier try may have streamed lines, so a missing cursor is worth saying."""
+    try_number = getattr(context["ti"], "try_number", 1)
+    return isinstance(try_number, int) and try_number > 1

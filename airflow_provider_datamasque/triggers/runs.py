@@ -94,6 +94,9 @@ class DataMasqueRunTrigger(BaseTrigger):
     :param end_time: Epoch seconds after which a ``timeout`` event is sent (None: wait for ever).
     :param stream_logs: Log the run's log lines as they appear.
     :param monitor_state: Log cursor and counts to carry on from (lines already logged stay logged).
+    :param task_try: The try number of the task that deferred, echoed in every event as
+        ``task_try``, so the task can tell an event meant for an earlier try (Airflow 3.0 resumes a
+        retry with its earlier try's event).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class DataMasqueRunTrigger(BaseTrigger):
         end_time: float | None = None,
         stream_logs: bool = True,
         monitor_state: dict[str, Any] | None = None,
+        task_try: int | None = None,
     ) -> None:
         super().__init__()
         self.run_id = int(run_id)
@@ -112,6 +116,7 @@ class DataMasqueRunTrigger(BaseTrigger):
         self.end_time = end_time
         self.stream_logs = stream_logs
         self.monitor_state = monitor_state or {}
+        self.task_try = task_try
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -123,6 +128,7 @@ class DataMasqueRunTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "stream_logs": self.stream_logs,
                 "monitor_state": self.monitor_state,
+                "task_try": self.task_try,
             },
         )
 
@@ -133,6 +139,7 @@ class DataMasqueRunTrigger(BaseTrigger):
             "run_status": monitor.status if monitor else None,
             "message": message,
             "monitor": monitor.state() if monitor else self.monitor_state,
+            "task_try": self.task_try,
         }
         payload.update(extra)
         return TriggerEvent(payload)

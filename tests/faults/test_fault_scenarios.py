@@ -14,6 +14,7 @@ defers, the trigger is serialized, rebuilt and run as the triggerer would, then
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import signal
@@ -155,12 +156,9 @@ def test_sensor_pokes_through_errors_and_drops(
     sensor object (a new process), carrying on from the stored cursor."""
     from airflow_provider_datamasque.sensors.runs import DataMasqueRunSensor
 
-    stored: dict[str, str] = {}
-    monkeypatch.setattr(DataMasqueRunSensor, "_load_state", lambda self, ctx: stored.get("state"))
-    monkeypatch.setattr(
-        DataMasqueRunSensor, "_save_state", lambda self, ctx, state: stored.update(state=state)
-    )
-    monkeypatch.setattr(DataMasqueRunSensor, "_clear_state", lambda self, ctx: stored.clear())
+    variables = h.FakeVariables().install(monkeypatch)
+    saved: list[int] = []
+    key = "datamasque_sensor_cursor.dm_dag.watch.manual__test.-1"
     run_id = h.start_run("watched [emulator:log_lines=5]")
     dm_conn.set_faults(FaultConfig(error_rate=0.2, drop_rate=0.05, path_pattern=WAIT_ONLY, seed=5))
     context = h.make_context(task_id="watch")
@@ -174,6 +172,7 @@ def test_sensor_pokes_through_errors_and_drops(
         pokes += 1
         if sensor.poke(context):
             break
+        saved.append(json.loads(variables.store[key])["cursor"]["count"] if key in variables.store else 0)
         assert pokes < 100
         time.sleep(0.2)
     text = output(capfd)
@@ -181,7 +180,10 @@ def test_sensor_pokes_through_errors_and_drops(
     assert dm_conn.runs_created == 1
     assert dm_conn.get_run(run_id)["status"] == "finished"
     assert sum(faults_seen(dm_conn).values()) >= 1
-    assert stored == {}, "the cursor is cleared when the sensor ends"
+    if mode == "reschedule":  # each poke (a new process) left the cursor for the next one
+        assert saved[-1] > 0 and saved == sorted(saved), saved
+    else:  # in-process pokes save at most every cursor_save_interval (10 s): not in this short run
+        assert saved == [0] * len(saved)
     h.assert_lines_once(text, dm_conn, run_id)
 
 

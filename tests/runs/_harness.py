@@ -108,6 +108,34 @@ class FakeTI:
         self.xcoms[key] = value
 
 
+class FakeVariables:
+    """Airflow Variables (get/set/delete) in a dict: the cursor an earlier try leaves for a retry."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, str] = {}
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
+        import airflow.providers.common.compat.sdk as sdk
+
+        store = self.store
+
+        class Variable:
+            @staticmethod
+            def get(key: str, default: Any = None) -> Any:
+                return store.get(key, default)
+
+            @staticmethod
+            def set(key: str, value: str) -> None:
+                store[key] = value
+
+            @staticmethod
+            def delete(key: str) -> None:
+                store.pop(key, None)
+
+        monkeypatch.setattr(sdk, "Variable", Variable, raising=False)
+        return self
+
+
 @dataclass
 class FakeDagRun:
     run_id: str
@@ -347,6 +375,12 @@ def task_source(var: str, cls: str, **kwargs: Any) -> str:
     """One ``var = Cls(**kwargs)`` line for a generated DAG file (kwargs written as literals)."""
     args = ", ".join(f"{key}={_literal(value)}" for key, value in kwargs.items())
     return f"    {var} = {cls}({args})"
+
+
+def mask_task_source(**kwargs: Any) -> str:
+    """A ``mask`` DataMasqueRunOperator on the seeded ``pg`` connection and ``rs`` ruleset."""
+    params = {"task_id": "mask", "source_connection": "pg", "ruleset": "rs"} | kwargs
+    return task_source(str(params["task_id"]), "DataMasqueRunOperator", **params)
 
 
 def _literal(value: Any) -> str:

@@ -21,9 +21,9 @@ from ._harness import (
     DataMasqueEmulator,
     assert_lines_once,
     make_context,
+    mask_task_source,
     run_operator,
     start_run,
-    task_source,
     ti_states,
     wait_run_status,
     xcom,
@@ -52,12 +52,7 @@ def test_deferrable_operator_in_a_dag_run(
     monkeypatch.setattr(DataMasqueRunTrigger, "run", spy_run)
     dag = dag_factory(
         [
-            task_source(
-                "mask",
-                "DataMasqueRunOperator",
-                task_id="mask",
-                source_connection="pg",
-                ruleset="rs",
+            mask_task_source(
                 run_name="deferred [emulator:log_lines=3]",
                 poll_interval=0.3,
                 deferrable=True,
@@ -83,12 +78,7 @@ def test_deferrable_execution_timeout_cancels_the_run(
 ) -> None:
     dag = dag_factory(
         [
-            task_source(
-                "mask",
-                "DataMasqueRunOperator",
-                task_id="mask",
-                source_connection="pg",
-                ruleset="rs",
+            mask_task_source(
                 run_name="slow [emulator:long]",
                 poll_interval=0.3,
                 deferrable=True,
@@ -141,6 +131,7 @@ def test_trigger_serialize_round_trip() -> None:
         end_time=1_900_000_000.5,
         stream_logs=False,
         monitor_state=state,
+        task_try=3,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_datamasque.triggers.runs.DataMasqueRunTrigger"
@@ -151,6 +142,7 @@ def test_trigger_serialize_round_trip() -> None:
         "end_time": 1_900_000_000.5,
         "stream_logs": False,
         "monitor_state": state,
+        "task_try": 3,
     }
     rebuilt = DataMasqueRunTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -176,6 +168,7 @@ def test_operator_defers_with_its_run_and_deadline(dm_conn: DataMasqueEmulator) 
     assert kwargs["run_id"] == 1
     assert kwargs["poll_interval"] == 0.5
     assert before + 55 < kwargs["end_time"] <= time.time() + 60
+    assert kwargs["task_try"] == 1, "the trigger names the try that deferred"
     assert dm_conn.runs_created == 1
 
 

@@ -15,13 +15,14 @@ from airflow_provider_datamasque.operators.runs import DataMasqueRunOperator
 
 from ._harness import (
     DataMasqueEmulator,
+    FakeVariables,
     assert_lines_once,
     count_logged,
     in_thread,
     make_context,
+    mask_task_source,
     run_operator,
     served_log_lines,
-    task_source,
     ti_states,
     wait_for,
     wait_run_status,
@@ -31,34 +32,6 @@ from .test_run_operator import operator, output
 
 def summaries(text: str, run_id: int = 1) -> list[str]:
     return re.findall(rf"DataMasque run {run_id} \(.*?\) \w+(?: in [\d.]+s)?; \d+ log lines", text)
-
-
-class FakeVariables:
-    """Airflow Variables (get/set/delete) in a dict: the cursor an earlier try leaves for a retry."""
-
-    def __init__(self) -> None:
-        self.store: dict[str, str] = {}
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-        import airflow.providers.common.compat.sdk as sdk
-
-        store = self.store
-
-        class Variable:
-            @staticmethod
-            def get(key: str, default: Any = None) -> Any:
-                return store.get(key, default)
-
-            @staticmethod
-            def set(key: str, value: str) -> None:
-                store[key] = value
-
-            @staticmethod
-            def delete(key: str) -> None:
-                store.pop(key, None)
-
-        monkeypatch.setattr(sdk, "Variable", Variable, raising=False)
-        return self
 
 
 def fail_reading_after(op: DataMasqueRunOperator, polls: int) -> None:
@@ -82,7 +55,7 @@ def test_retry_streams_only_the_lines_the_earlier_try_missed(
     dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     variables = FakeVariables().install(monkeypatch)
-    first_op = operator(run_name="nightly [emulator:log_lines=20]")
+    first_op = operator(run_name="nightly [emulator:log_lines=20]", retries=1)
     first_op.cursor_save_interval = 0.0
     fail_reading_after(first_op, 8)
     with pytest.raises(DataMasqueAuthError):
@@ -136,12 +109,7 @@ def test_retry_under_dag_test_resumes_from_the_cursor_variable(
     delay = 0.0 if run_state_at_retry == "active" else 3.0
     dag = dag_factory(
         [
-            task_source(
-                "mask",
-                "DataMasqueRunOperator",
-                task_id="mask",
-                source_connection="pg",
-                ruleset="rs",
+            mask_task_source(
                 run_name="nightly [emulator:log_lines=20]",
                 poll_interval=0.1,
                 deferrable=False,
@@ -171,7 +139,7 @@ def test_retry_without_a_cursor_streams_the_whole_log_and_says_so(
     dm_conn: DataMasqueEmulator, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     variables = FakeVariables().install(monkeypatch)
-    first_op = operator(run_name="nightly [emulator:log_lines=6]")
+    first_op = operator(run_name="nightly [emulator:log_lines=6]", retries=1)
     fail_reading_after(first_op, 3)
     with pytest.raises(DataMasqueAuthError):
         run_operator(first_op, make_context(run_id="manual__n"))

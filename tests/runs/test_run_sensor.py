@@ -92,30 +92,23 @@ def test_reschedule_mode_keeps_its_cursor_in_a_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each reschedule poke is a new process in production; dag.test() reuses the operator
-    object, so every poke here starts without the in-memory monitor, like a new process."""
+    object, but ``execute`` drops the in-memory monitor, so every poke starts from the Variable."""
+    from airflow_provider_datamasque.cursor_store import CursorVariable
+
     loaded: list[dict[str, Any] | None] = []
     saved_keys: list[str] = []
-    real_poke, real_load, real_save = (
-        DataMasqueRunSensor.poke,
-        DataMasqueRunSensor._load_state,
-        DataMasqueRunSensor._save_state,
-    )
+    real_load, real_save = CursorVariable.load, CursorVariable.save
 
-    def fresh_poke(self: DataMasqueRunSensor, context: Any) -> bool:
-        self._run_monitor = None
-        return real_poke(self, context)
-
-    def spy_load(self: DataMasqueRunSensor, context: Any) -> dict[str, Any] | None:
-        loaded.append(real_load(self, context))
+    def spy_load(self: CursorVariable, run_id: int) -> dict[str, Any] | None:
+        loaded.append(real_load(self, run_id))
         return loaded[-1]
 
-    def spy_save(self: DataMasqueRunSensor, context: Any, state: dict[str, Any]) -> None:
-        saved_keys.append(self._cursor_key(context))
-        real_save(self, context, state)
+    def spy_save(self: CursorVariable, run_id: int, state: Any) -> None:
+        saved_keys.append(self.key)
+        real_save(self, run_id, state)
 
-    monkeypatch.setattr(DataMasqueRunSensor, "poke", fresh_poke)
-    monkeypatch.setattr(DataMasqueRunSensor, "_load_state", spy_load)
-    monkeypatch.setattr(DataMasqueRunSensor, "_save_state", spy_save)
+    monkeypatch.setattr(CursorVariable, "load", spy_load)
+    monkeypatch.setattr(CursorVariable, "save", spy_save)
     dm_conn.run_seconds = 3.0
     dag = dag_factory(
         [
@@ -133,7 +126,10 @@ def test_reschedule_mode_keeps_its_cursor_in_a_variable(
     assert len(loaded) >= 2, "the sensor should have been rescheduled at least once"
     assert loaded[0] is None
     assert all(state and state["cursor"]["count"] > 0 for state in loaded[1:])
-    assert saved_keys and saved_keys[0].startswith(f"datamasque_sensor_cursor.{dag.dag_id}.watch.")
+    assert saved_keys and set(saved_keys) == {
+        f"datamasque_sensor_cursor.{dag.dag_id}.watch.{dag_run.run_id}.-1"
+    }
+    assert "where the earlier try stopped" not in text, "a reschedule is not a retry"
     assert cursor_variables() == {}, "the cursor Variable is removed when the sensor ends"
     assert_lines_once(text, dm_conn, run_id)
 

@@ -79,10 +79,11 @@ def test_rides_out_a_502_then_succeeds(api: ScriptedApi, capfd: pytest.CaptureFi
     )
     api.get(LOG, content=json.dumps(ENTRIES).encode())
 
-    event = run_trigger(trigger())
+    event = run_trigger(trigger(task_try=2))
 
     assert event["status"] == "success"
     assert event["run_id"] == 1 and event["run_status"] == "finished"
+    assert event["task_try"] == 2, "the event names the try that deferred"
     assert event["monitor"]["cursor"]["count"] == 3
     assert event["monitor"]["level_counts"] == {"INFO": 3}
     text = output(capfd)
@@ -181,9 +182,10 @@ def test_outage_until_end_time_still_times_out(api: ScriptedApi) -> None:
 
 def test_bad_connection_gives_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "datamasque", "host": "", "login": "a"}))
-    event = run_trigger(trigger())
+    event = run_trigger(trigger(task_try=4))
     assert event["status"] == "error"
     assert "Cannot watch DataMasque run 1" in event["message"]
+    assert event["task_try"] == 4
 
 
 def test_resumed_trigger_does_not_relog_lines(
