@@ -352,7 +352,10 @@ def _stall_cause(a: Scenario) -> str:
         parts.append(
             "So the loop was not busy: the OS ran other work on this process's CPU (the emulator is "
             "pinned to the other one), which no trigger design can prevent; "
-            f"the longest stretch of loop work between two ticks was {a.busy_no_gc_ms:.1f} ms without GC."
+            f"the longest stretch of loop work between two ticks was {a.busy_no_gc_ms:.1f} ms without GC. "
+            "What would close it: a CPU the OS gives the triggerer alone (a dedicated core or cpuset, "
+            "or a host with fewer neighbours); the floor row shows this 2-core machine stalling an "
+            "empty loop too."
         )
     elif collected >= 0.5 * wall and a.full_gc_ms >= 0.5 * wall:
         parts.append(
@@ -368,7 +371,9 @@ def _stall_cause(a: Scenario) -> str:
             f"Most of it is a young-generation GC pass (longest {a.young_gc_ms:.1f} ms): between polls each "
             "sleeping trigger holds the objects of its last poll and its timer (a timer handle, future, "
             "context copy and awaiting coroutine: asyncio's, not the provider's), so with N triggers "
-            "generations 0-1 hold thousands of live objects that every such pass walks."
+            "generations 0-1 hold thousands of live objects that every such pass walks. What would "
+            "close it: fewer live objects per sleeping trigger, e.g. one shared timer waking every "
+            "trigger due in the same tick instead of one asyncio.sleep each (not built)."
         )
     else:
         parts.append(
