@@ -45,6 +45,9 @@ class RunWaitMixin:
     cursor_save_interval: float = 10.0
     _cursor_var: CursorVariable | None = None
     _run_monitor: RunMonitor | None = None
+    #: When the cursor was last saved, and its line count then (``_checkpoint``).
+    _saved_at: float = 0.0
+    _saved_count: int | None = None
 
     @cached_property
     def hook(self) -> DataMasqueHook:
@@ -117,6 +120,24 @@ class RunWaitMixin:
                 line,
             )
         return state
+
+    def _watching(self, run_id: int, state: Mapping[str, Any] | None) -> RunMonitor:
+        """The monitor this try waits with (kept for a drain, ``on_kill`` and the retry's cursor);
+        the cursor it starts from counts as saved."""
+        monitor = self._run_monitor = self._monitor(run_id, state)
+        self._saved_at, self._saved_count = time.monotonic(), monitor.cursor.count
+        return monitor
+
+    def _checkpoint(self, monitor: RunMonitor, *, every_poll: bool = False) -> None:
+        """Save the cursor for a later try if it moved: at most every ``cursor_save_interval``
+        seconds (so a killed try leaves a recent one), or after every poll with ``every_poll`` (a
+        rescheduled sensor's next poke is a new process)."""
+        if monitor.cursor.count == self._saved_count:
+            return
+        if not every_poll and time.monotonic() - self._saved_at < self.cursor_save_interval:
+            return
+        self._save_cursor(monitor)
+        self._saved_at, self._saved_count = time.monotonic(), monitor.cursor.count
 
     def _save_cursor(self, monitor: RunMonitor) -> None:
         if self._cursor_var is not None and self.stream_logs:
@@ -373,7 +394,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
 
     def _report_finished(self, run_id: int) -> None:
         """A retry found its run already over: log what the earlier try did not, then judge it."""
-        monitor = self._run_monitor = self._monitor(run_id, self._earlier_state(run_id, expected=True))
+        monitor = self._watching(run_id, self._earlier_state(run_id, expected=True))
         self._poll_once(monitor, "reading")
         self._finish(monitor)
 
@@ -520,14 +541,10 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
         from airflow_provider_datamasque.hooks.errors import DataMasqueError
         from airflow_provider_datamasque.hooks.runs import RunStatus
 
-        monitor = self._run_monitor = self._monitor(
-            run_id, self._earlier_state(run_id, expected=True) if resume else None
-        )
+        monitor = self._watching(run_id, self._earlier_state(run_id, expected=True) if resume else None)
         self._monitor_lock = threading.RLock()
         deadline = self._deadline()
         failures = 0
-        saved_at = time.monotonic()
-        saved_count = monitor.cursor.count
         try:
             while True:
                 try:
@@ -541,12 +558,7 @@ class DataMasqueRunOperator(RunWaitMixin, BaseOperator):
                     self.log.warning("DataMasque unreachable while waiting for run %s: %s", run_id, exc)
                 if failures == 0 and RunStatus.is_terminal(monitor.status):
                     break
-                if (
-                    monitor.cursor.count != saved_count
-                    and time.monotonic() - saved_at >= self.cursor_save_interval
-                ):
-                    self._save_cursor(monitor)
-                    saved_at, saved_count = time.monotonic(), monitor.cursor.count
+                self._checkpoint(monitor)
                 now = time.time()
                 if deadline is not None and now >= deadline:
                     self._timed_out(run_id)

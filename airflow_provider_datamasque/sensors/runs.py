@@ -56,8 +56,6 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         self.fail_on_warnings = fail_on_warnings
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.datamasque_conn_id = datamasque_conn_id
-        self._saved_at = 0.0
-        self._saved_count: int | None = None
 
     def _run_id(self) -> int:
         from airflow_provider_datamasque.hooks.errors import DataMasqueConfigError
@@ -99,7 +97,7 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 ),
                 end_time=time.time() + float(timeout) if timeout else None,
                 stream_logs=self.stream_logs,
-                monitor_state=self._earlier_state(run_id, expected=_later_try(context)),
+                monitor_state=self._earlier_state(run_id, expected=try_number(context["ti"]) > 1),
                 task_try=try_number(context["ti"]),
             ),
             method_name="execute_complete",
@@ -114,12 +112,14 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
         run_id = self._run_id()
         if self._cursor_var is None:  # poke called on its own, not through execute
             self._bind_cursor(context)
-        if self._run_monitor is None:
-            # First poke of this process: carry on from an earlier poke's or try's cursor.
-            state = self._earlier_state(run_id, expected=_later_try(context))
-            self._run_monitor = self._monitor(run_id, state)
-            self._saved_at, self._saved_count = time.monotonic(), self._run_monitor.cursor.count
         monitor = self._run_monitor
+        if monitor is None:
+            from airflow_provider_datamasque.cursor_store import try_number
+
+            # First poke of this process: carry on from an earlier poke's or try's cursor.
+            monitor = self._watching(
+                run_id, self._earlier_state(run_id, expected=try_number(context["ti"]) > 1)
+            )
         try:
             monitor.poll()
         except DataMasqueError as exc:
@@ -129,21 +129,11 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
             self.log.warning("DataMasque unreachable while watching run %s: %s", run_id, exc)
             return False
         if not RunStatus.is_terminal(monitor.status):
-            self._checkpoint(monitor)
+            self._checkpoint(monitor, every_poll=self.mode == "reschedule")
             self.log.info("DataMasque run %s is %s.", run_id, monitor.status)
             return False
         self._finish_sensor(monitor)
         return True
-
-    def _checkpoint(self, monitor: RunMonitor) -> None:
-        """Save the cursor if it moved: after every poke when rescheduling (the next poke is a new
-        process), at most every ``cursor_save_interval`` seconds in poke mode (for a killed try)."""
-        if monitor.cursor.count == self._saved_count:
-            return
-        if self.mode != "reschedule" and time.monotonic() - self._saved_at < self.cursor_save_interval:
-            return
-        self._save_cursor(monitor)
-        self._saved_at, self._saved_count = time.monotonic(), monitor.cursor.count
 
     def _finish_sensor(self, monitor: RunMonitor, failure_message: str | None = None) -> None:
         from airflow.providers.common.compat.sdk import AirflowSkipException
@@ -179,9 +169,3 @@ class DataMasqueRunSensor(RunWaitMixin, BaseSensorOperator):
                 raise AirflowSensorTimeout(message)
             self._finish_sensor(monitor)
         return None
-
-
-def _later_try(context: Context) -> bool:
-    """A retry: an earlier try may have streamed lines, so a missing cursor is worth saying."""
-    try_number = getattr(context["ti"], "try_number", 1)
-    return isinstance(try_number, int) and try_number > 1

@@ -437,6 +437,19 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
         return None if row is None else deserialize(row)
 
 
+def cursor_variables() -> dict[str, str]:
+    """The provider's log-cursor Variables in the Airflow metadata DB (operator and sensor), by key."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {
+            v.key: v.val
+            for v in session.query(Variable)
+            if v.key.startswith(("datamasque_run_cursor.", "datamasque_sensor_cursor."))
+        }
+
+
 __all__ = [
     "AIRFLOW_TEST_HOME",
     "CONN_ENV",
@@ -450,6 +463,7 @@ __all__ = [
     "assert_lines_once",
     "conn_json",
     "count_logged",
+    "cursor_variables",
     "dag_factory",
     "dm_airflow_db",
     "dm_conn",

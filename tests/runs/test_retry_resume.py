@@ -19,24 +19,13 @@ from ._harness import (
     DataMasqueEmulator,
     FakeVariables,
     assert_lines_once,
+    cursor_variables,
     make_context,
     mask_task_source,
     start_run,
     ti_states,
 )
 from .test_run_sensor import PULLED_ID, output, sensor_source, start_task
-
-
-def cursor_variables() -> list[str]:
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return [
-            v.key
-            for v in session.query(Variable)
-            if v.key.startswith(("datamasque_sensor_cursor.", "datamasque_run_cursor."))
-        ]
 
 
 def lose_datamasque_once(monkeypatch: pytest.MonkeyPatch, after_lines: int) -> dict[str, int]:
@@ -111,7 +100,7 @@ def test_sensor_retry_streams_each_line_once_across_tries(
     assert_lines_once(text, dm_conn, run_id)
     resumed = f"Streaming the log of DataMasque run {run_id} from line {seen['denied_at']}, where the earlier"
     assert resumed in text, "try 2 should resume from try 1's cursor"
-    assert cursor_variables() == [], "the cursor Variable is removed once the sensor succeeded"
+    assert cursor_variables() == {}, "the cursor Variable is removed once the sensor succeeded"
 
 
 def test_deferrable_operator_retry_reattaches_and_streams_each_line_once(
@@ -155,7 +144,7 @@ def test_deferrable_operator_retry_reattaches_and_streams_each_line_once(
     # Each try's trigger (built once by the task, and again from its kwargs where dag.test runs it).
     assert started_from[0] == 0 and started_from[-1] == seen["denied_at"], started_from
     assert set(started_from) == {0, seen["denied_at"]}, started_from
-    assert cursor_variables() == [], "the cursor Variable is removed once the task succeeded"
+    assert cursor_variables() == {}, "the cursor Variable is removed once the task succeeded"
 
 
 def test_a_failure_that_is_not_retried_removes_the_cursor(

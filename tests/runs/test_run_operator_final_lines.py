@@ -18,6 +18,7 @@ from ._harness import (
     FakeVariables,
     assert_lines_once,
     count_logged,
+    cursor_variables,
     in_thread,
     make_context,
     mask_task_source,
@@ -91,9 +92,6 @@ def test_retry_under_dag_test_resumes_from_the_cursor_variable(
     """Real Airflow Variables and a real retry: try 1 loses DataMasque mid-run (a 403 that is not
     waited through), try 2 reattaches and logs only what try 1 had not, whether the run is still
     active or already over by then."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-
     from airflow_provider_datamasque.hooks.datamasque import DataMasqueHook
 
     real_get_run = DataMasqueHook.get_run
@@ -130,9 +128,7 @@ def test_retry_under_dag_test_resumes_from_the_cursor_variable(
         assert "already finished finished: not masking again" in text
     assert_lines_once(text, dm_conn, 1)
     assert len(summaries(text)) == 1
-    with create_session() as session:
-        left = [v.key for v in session.query(Variable) if v.key.startswith("datamasque_run_cursor.")]
-    assert left == [], "the cursor Variable is removed once the task reported the run"
+    assert cursor_variables() == {}, "the cursor Variable is removed once the task reported the run"
 
 
 def test_retry_without_a_cursor_streams_the_whole_log_and_says_so(

@@ -14,6 +14,7 @@ from airflow_provider_datamasque.sensors.runs import DataMasqueRunSensor
 from ._harness import (
     DataMasqueEmulator,
     assert_lines_once,
+    cursor_variables,
     make_context,
     start_run,
     task_source,
@@ -46,16 +47,6 @@ def start_task(run_name: str) -> str:
 
 
 PULLED_ID = "{{ ti.xcom_pull(task_ids='start') }}"
-
-
-def cursor_variables() -> dict[str, str]:
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return {
-            v.key: v.val for v in session.query(Variable) if v.key.startswith("datamasque_sensor_cursor.")
-        }
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
