@@ -151,8 +151,8 @@ class RunWaitMixin:
         """Whether this resume carries the trigger event of an earlier try, not this one's.
 
         Airflow 3.0 does not clear a task instance's ``next_method`` and ``next_kwargs`` when a try
-        that resumed from a deferral fails and is retried (apache/airflow#56704, fixed by #56731
-        after 3.0): the retry skips ``execute`` and resumes with the earlier try's event, so it
+        that resumed from a deferral fails and is retried (apache/airflow#56704, also seen on 3.1
+        until its fix #56731): the retry skips ``execute`` and resumes with the earlier try's event, so it
         would fail the same way again instead of reattaching to the run. The trigger echoes the try
         that deferred (``task_try``); a later try starts again from ``execute``. An event without
         it (a trigger deferred by an older version of this provider) is taken as this try's.
